@@ -122,3 +122,7 @@ class UnformattedDrive(DriveError):
 
 class ForeignDrive(DriveError):
     """The drive belongs to another deployment or another slot: it is refused."""
+
+
+class VolumeExists(DriveError):
+    """The drive already holds the bucket directory."""

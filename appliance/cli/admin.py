@@ -1,0 +1,134 @@
+"""`cairn admin`: operator commands against a running node's admin API, signed with SigV4.
+
+Credentials come from CAIRN_ACCESS_KEY / CAIRN_SECRET_KEY, falling back to the root user
+variables. Output is for people (rich progress); exit codes are for scripts: 0 when the action
+fully succeeded, 1 when it ran but something could not be done, 2 on bad usage or no connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+import urllib.parse
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+import typer
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+admin_app = typer.Typer(no_args_is_help=True, help="Operate a running Cairn node.")
+PREFIX = "/cairn/admin/v1"
+
+
+def _credentials() -> Credentials:
+    access = os.environ.get("CAIRN_ACCESS_KEY") or os.environ.get("CAIRN_ROOT_USER") or os.environ.get("MINIO_ROOT_USER")
+    secret = (os.environ.get("CAIRN_SECRET_KEY") or os.environ.get("CAIRN_ROOT_PASSWORD")
+              or os.environ.get("MINIO_ROOT_PASSWORD"))
+    if not access or not secret:
+        typer.echo("cairn admin: set CAIRN_ACCESS_KEY and CAIRN_SECRET_KEY (or the root user variables)", err=True)
+        raise typer.Exit(2)
+    return Credentials(access, secret)
+
+
+class AdminClient:
+    def __init__(self, endpoint: str, region: str = "us-east-1", timeout: float = 60.0) -> None:
+        self.url = urllib.parse.urlsplit(endpoint if "://" in endpoint else "http://" + endpoint)
+        self.region = region
+        self.timeout = timeout
+        self.credentials = _credentials()
+
+    def _request(self, method: str, path: str, query: dict[str, str]) -> http.client.HTTPResponse:
+        qs = urllib.parse.urlencode(query, quote_via=urllib.parse.quote)
+        url = f"{self.url.scheme}://{self.url.netloc}{path}" + (f"?{qs}" if qs else "")
+        request = AWSRequest(method=method, url=url, data=b"")
+        S3SigV4Auth(self.credentials, "s3", self.region).add_auth(request)
+        conn_cls = http.client.HTTPSConnection if self.url.scheme == "https" else http.client.HTTPConnection
+        conn = conn_cls(self.url.hostname or "127.0.0.1", self.url.port, timeout=self.timeout)
+        try:
+            conn.request(method, path + (f"?{qs}" if qs else ""), body=b"", headers=dict(request.headers.items()))
+            response = conn.getresponse()
+        except OSError as exc:
+            typer.echo(f"cairn admin: cannot reach {url}: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if response.status != 200:
+            typer.echo(f"cairn admin: {method} {path} answered {response.status}: {response.read().decode(errors='replace')}",
+                       err=True)
+            raise typer.Exit(2)
+        return response
+
+    def get(self, path: str, **query: str) -> Any:
+        return json.loads(self._request("GET", PREFIX + path, query).read())
+
+    def stream(self, path: str, **query: str) -> Iterator[dict[str, Any]]:
+        response = self._request("POST", PREFIX + path, query)
+        for line in response:
+            if line.strip():
+                yield json.loads(line)
+
+
+Endpoint = Annotated[str, typer.Option(help="The node's S3 endpoint, e.g. http://127.0.0.1:9000",
+                                       envvar="CAIRN_ENDPOINT")]
+
+
+@admin_app.command()
+def info(endpoint: Endpoint) -> None:
+    """Show the deployment, its erasure sets and the state of every drive."""
+    doc = AdminClient(endpoint).get("/info")
+    typer.echo(f"deployment {doc['deployment_id']}, parity {doc['parity']}")
+    for s in doc["sets"]:
+        typer.echo(f"set {s['index'] + 1}: read quorum {s['read_quorum']}, write quorum {s['write_quorum']}")
+        for d in s["drives"]:
+            extra = f"{d.get('free', 0) / 2**30:.1f} GiB free" if d["state"] == "online" else d.get("error", "")
+            healing = ", healing" if d.get("healing") else ""
+            typer.echo(f"  {d['state']:7} {d['endpoint']}  {extra}{healing}")
+
+
+@admin_app.command()
+def heal(
+    endpoint: Endpoint,
+    target: Annotated[str, typer.Argument(help="BUCKET[/PREFIX] to heal (default: everything); "
+                                                "`status` shows background healing")] = "",
+) -> None:
+    """Rebuild every missing or corrupt shard and metadata copy under TARGET; exit 1 if anything failed."""
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    client = AdminClient(endpoint, timeout=3600)
+    if target == "status":
+        doc = client.get("/heal/status")
+        for name, value in doc.items():
+            typer.echo(f"{name}: {value}")
+        return
+    bucket, _, prefix = target.partition("/")
+    console = Console(stderr=True)
+    failed: list[str] = []
+    summary: dict[str, Any] = {}
+    started = time.monotonic()
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[detail]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task("healing", total=None, detail="")
+        for event in client.stream("/heal", bucket=bucket, prefix=prefix):
+            if event["type"] == "object" and event["status"] == "failed":
+                failed.append(f"{event['bucket']}/{event['key']}: {event['detail']}")
+            if event["type"] in ("progress", "summary"):
+                summary = event
+                total = event.get("total") or None
+                rate = event["scanned"] / max(event["elapsed"], 1e-9)
+                eta = ((total - event["scanned"]) / rate) if total and rate else None
+                detail = (f"{event['scanned']} objects, {event['healed']} healed, {event['failed']} failed, "
+                          f"{event['bytes'] / 2**20:.1f} MiB, {rate:.0f} obj/s"
+                          + (f", ETA {eta:.0f}s" if eta is not None else ""))
+                progress.update(task, completed=event["scanned"], total=total, detail=detail)
+    elapsed = time.monotonic() - started
+    typer.echo(
+        f"healed {summary.get('healed', 0)}, purged {summary.get('purged', 0)}, failed {summary.get('failed', 0)} "
+        f"of {summary.get('scanned', 0)} objects; {summary.get('bytes', 0) / 2**20:.1f} MiB written in {elapsed:.1f}s"
+    )
+    for line in failed:
+        typer.echo(f"FAILED {line}", err=True)
+    if failed or not summary:
+        raise typer.Exit(1)

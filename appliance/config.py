@@ -1,0 +1,47 @@
+"""Server configuration: what `cairn server` was asked to run, passed to every worker process.
+
+Contract: a plain, JSON-serialisable value. The CLI builds it from arguments and environment, the
+parent process hands it to worker processes through one environment variable, and nothing below
+the CLI reads the environment for configuration.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+
+ENV_VAR = "CAIRN_SERVER_CONFIG"
+DEFAULT_REGION = "us-east-1"
+
+
+@dataclass
+class ServerConfig:
+    drives: list[str]
+    address: str = ":9000"
+    console_address: str = ":9001"
+    workers: int = 1
+    parity: int | None = None
+    region: str = DEFAULT_REGION
+    domains: list[str] = field(default_factory=list)
+    lock_dir: str = ""
+    root_user: str = ""
+    root_password: str = ""
+    heal_interval: float = 5.0
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> ServerConfig:
+        raw = os.environ.get(ENV_VAR)
+        if not raw:
+            raise RuntimeError(f"{ENV_VAR} is not set: start Cairn with `cairn server`")
+        return cls(**json.loads(raw))
+
+
+def split_address(address: str) -> tuple[str, int]:
+    """`:9000` -> ("0.0.0.0", 9000); `127.0.0.1:9000` -> ("127.0.0.1", 9000); `[::1]:9000` too."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"
+    return host, int(port)

@@ -1,0 +1,712 @@
+"""Object operations over one erasure set: put, read, delete and list, with quorum on every step.
+
+Contract: an `ErasureSet` owns n drives (some may be offline: `OfflineDrive` stands in for them) and
+stores each object as k data + m parity fragments per 1 MiB block, fragment `distribution[i]` on
+drive i. It answers only with data a read quorum agrees on, acknowledges a write only after a write
+quorum committed it, and undoes a write that missed the quorum, so a failed PUT leaves nothing
+visible. Drive calls are blocking; they run on the shared thread pool, never on the event loop.
+Objects it finds degraded (a missing, stale or corrupt copy) are reported through `on_degraded` so
+the healer can repair them; it never repairs inline on the request path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import heapq
+import itertools
+import time
+import uuid
+import zlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import TypeVar
+
+from appliance.engine import bitrot, metadata
+from appliance.engine.codec import BLOCK_SIZE, codec_for
+from appliance.engine.drive import DiskInfo, Drive, ShardReader, ShardWriter, WalkEntry
+from appliance.engine.errors import (
+    BucketNotFound,
+    DriveError,
+    DriveOffline,
+    EngineError,
+    FileCorrupt,
+    FileNotFoundOnDrive,
+    ObjectNotFound,
+    ReadQuorumUnavailable,
+    VersionNotFound,
+    VolumeNotFound,
+)
+from appliance.engine.locks import NamespaceLocker
+from appliance.engine.metadata import ErasureInfo, ObjectMeta, ObjectVersion, PartInfo
+from appliance.engine.names import DATA_DIR_PREFIX, key_to_path
+from appliance.engine.objects import BodyDigest, ListEntry, ObjectInfo, PutOptions
+from appliance.engine.quorum import read_quorum, reduce_quorum_errors, write_quorum
+
+R = TypeVar("R")
+NULL_VERSION = "null"
+
+
+class OfflineDrive:
+    """Stands in for a drive that could not be used at start: every call fails with DriveOffline."""
+
+    def __init__(self, endpoint: str, reason: str) -> None:
+        self._endpoint = endpoint
+        self._reason = reason
+
+    @property
+    def endpoint(self) -> str:
+        return self._endpoint
+
+    def __getattr__(self, name: str) -> Callable[..., object]:
+        def fail(*args: object, **kwargs: object) -> object:
+            raise DriveOffline(f"{self._endpoint}: {self._reason}")
+
+        return fail
+
+
+def _guard(fn: Callable[[Drive], R], drive: Drive) -> R | BaseException:
+    try:
+        return fn(drive)
+    except Exception as exc:  # one drive's failure is a result, reduced against the quorum later
+        return exc
+
+
+@dataclass
+class ReadView:
+    """The quorum-agreed version of an object, and which drives hold it intact (by metadata)."""
+
+    version: ObjectVersion
+    holders: list[ObjectVersion | None]  # per drive: that drive's copy of the version, or None
+    degraded: bool
+
+
+def choose_version(
+    metas: Sequence[ObjectMeta | BaseException], version_id: str | None, quorum: int, bucket: str, key: str
+) -> ReadView:
+    """Pick the version (the latest, or `version_id`) that at least `quorum` drives agree on.
+
+    Raises ObjectNotFound / VersionNotFound when too few drives hold it for it to have ever been
+    written with quorum, and ReadQuorumUnavailable when failures hide the answer.
+    """
+    candidates: list[ObjectVersion | None] = []
+    for meta in metas:
+        if isinstance(meta, BaseException):
+            candidates.append(None)
+        elif version_id is None:
+            candidates.append(meta.latest())
+        else:
+            candidates.append(meta.find(version_id))
+    signatures = [metadata.version_signature(v) if v is not None else None for v in candidates]
+    counts = Counter(s for s in signatures if s is not None)
+    n = len(metas)
+    if counts:
+        best = max(
+            counts,
+            key=lambda s: (counts[s], next(v.mod_time_ns for v, sig in zip(candidates, signatures, strict=False) if sig == s and v)),
+        )
+        if counts[best] >= quorum:
+            holders = [v if sig == best else None for v, sig in zip(candidates, signatures, strict=False)]
+            chosen = next(v for v in holders if v is not None)
+            # Offline drives cannot be repaired now; a copy missing or stale on a drive that answered can.
+            degraded = any(h is None and not isinstance(m, DriveOffline) for h, m in zip(holders, metas, strict=False))
+            return ReadView(chosen, holders, degraded=degraded)
+    absent = sum(
+        1
+        for meta, cand in zip(metas, candidates, strict=False)
+        if isinstance(meta, FileNotFoundOnDrive) or (not isinstance(meta, BaseException) and cand is None)
+    )
+    if absent > n - quorum:
+        if version_id is None:
+            raise ObjectNotFound(bucket, key)
+        raise VersionNotFound(bucket, key, version_id)
+    if all(isinstance(m, VolumeNotFound) for m in metas if isinstance(m, BaseException)) and sum(
+        isinstance(m, VolumeNotFound) for m in metas
+    ) > n - quorum:
+        raise BucketNotFound(bucket)
+    raise ReadQuorumUnavailable(f"{bucket}/{key}: {max(counts.values(), default=0)} of {n} drives agree, {quorum} needed")
+
+
+def decode_metas(results: Sequence[bytes | BaseException]) -> list[ObjectMeta | BaseException]:
+    out: list[ObjectMeta | BaseException] = []
+    for r in results:
+        if isinstance(r, BaseException):
+            out.append(r)
+            continue
+        try:
+            out.append(metadata.decode(r))
+        except FileCorrupt as exc:
+            out.append(exc)
+    return out
+
+
+class ErasureSet:
+    def __init__(
+        self,
+        index: int,
+        drives: list[Drive],
+        *,
+        default_parity: int,
+        executor: Executor,
+        locker: NamespaceLocker,
+        on_degraded: Callable[[str, str], None] = lambda bucket, key: None,
+    ) -> None:
+        self.index = index
+        self.drives = drives
+        self.n = len(drives)
+        self.default_parity = default_parity
+        self.executor = executor
+        self.locker = locker
+        self.on_degraded = on_degraded
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    async def run(self, fn: Callable[[], R]) -> R:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    async def fanout(
+        self, fn: Callable[[Drive], R], drives: Sequence[Drive] | None = None
+    ) -> list[R | BaseException]:
+        """Call `fn` on every drive in parallel; each result is a value or the drive's exception."""
+        loop = asyncio.get_running_loop()
+        targets = self.drives if drives is None else drives
+        return list(await asyncio.gather(*(loop.run_in_executor(self.executor, _guard, fn, d) for d in targets)))
+
+    def layout(self, parity: int | None) -> tuple[int, int]:
+        m = self.default_parity if parity is None else parity
+        if self.n == 1:
+            return 1, 0
+        if m < 0 or m > self.n // 2:
+            raise EngineError(f"parity {m} is not possible on a set of {self.n} drives")
+        return self.n - m, m
+
+    def quorums(self, parity: int | None = None) -> tuple[int, int]:
+        k, m = self.layout(parity)
+        return read_quorum(k, m), write_quorum(k, m)
+
+    async def read_metas(self, bucket: str, key: str) -> list[ObjectMeta | BaseException]:
+        return decode_metas(await self.fanout(lambda d: d.read_meta(bucket, key)))
+
+    async def disk_info(self) -> list[DiskInfo | BaseException]:
+        return await self.fanout(lambda d: d.disk_info())
+
+    # --- write ------------------------------------------------------------------------------------
+
+    async def put_object(self, bucket: str, key: str, body: AsyncIterator[bytes], opts: PutOptions) -> ObjectInfo:
+        key_to_path(key)  # refuse unstorable names before reading the body
+        k, m = self.layout(opts.parity)
+        wq = write_quorum(k, m)
+        codec = codec_for(k, m)
+        dist = shard_distribution(key, self.n)
+        md5 = hashlib.md5()
+        temp_id = uuid.uuid4().hex
+        writers: list[ShardWriter | BaseException] | None = None
+        pending: asyncio.Future[None] | None = None
+        buf = bytearray()
+        size = 0
+        inline: list[bytes] | None = None
+
+        def encode(block: bytes) -> list[list[bytes]]:
+            md5.update(block)
+            fragments = codec.encode(block)
+            return [bitrot.frame(fragments[dist[i]]) for i in range(self.n)]
+
+        temp_used = False
+
+        async def open_writers() -> list[ShardWriter | BaseException]:
+            nonlocal temp_used
+            temp_used = True
+            opened = await self.fanout(lambda d: d.create_shard_writer(temp_id))
+            _check_alive(opened, wq)
+            return opened
+
+        async def write(frames: list[list[bytes]]) -> None:
+            assert writers is not None
+            live = writers
+
+            def write_one(i: int) -> None:
+                w = live[i]
+                if isinstance(w, BaseException):
+                    return
+                try:
+                    w.write(frames[i])
+                except Exception as exc:
+                    live[i] = exc
+
+            await asyncio.gather(*(self.run(lambda i=i: write_one(i)) for i in range(self.n)))  # type: ignore[misc]
+            _check_alive(live, wq)
+
+        try:
+            async for chunk in body:
+                buf += chunk
+                size += len(chunk)
+                while len(buf) >= BLOCK_SIZE:
+                    block = bytes(buf[:BLOCK_SIZE])
+                    del buf[:BLOCK_SIZE]
+                    if writers is None:
+                        writers = await open_writers()
+                    frames = await self.run(lambda b=block: encode(b))  # type: ignore[misc]
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.ensure_future(write(frames))
+            tail = bytes(buf)
+            del buf
+            if writers is None:
+                # The whole object fits in one block: inline it when its framed shard is small.
+                if not tail:
+                    inline = [b""] * self.n
+                else:
+                    frames = await self.run(lambda: encode(tail))
+                    if len(frames[0][0]) + len(frames[0][1]) <= metadata.INLINE_LIMIT:
+                        inline = [b"".join(f) for f in frames]
+                    else:
+                        writers = await open_writers()
+                        pending = asyncio.ensure_future(write(frames))
+            elif tail:
+                frames = await self.run(lambda: encode(tail))
+                if pending is not None:
+                    await pending
+                pending = asyncio.ensure_future(write(frames))
+            if pending is not None:
+                await pending
+                pending = None
+            if writers is not None:
+                await self._close_writers(writers, wq)
+            if opts.verify is not None:
+                opts.verify(BodyDigest(size=size, md5=md5.digest()))
+            etag = md5.hexdigest()
+            data_dir = None if inline is not None else DATA_DIR_PREFIX + uuid.uuid4().hex
+            version = ObjectVersion(
+                version_id=NULL_VERSION,
+                deleted=False,
+                mod_time_ns=time.time_ns(),
+                size=size,
+                etag=etag,
+                content_type=opts.content_type,
+                user_meta=dict(opts.user_meta),
+                system_meta=dict(opts.system_meta),
+                parts=[PartInfo(number=1, size=size, etag=etag)],
+                erasure=ErasureInfo(k=k, m=m, block_size=BLOCK_SIZE, index=0, distribution=dist,
+                                    algorithm=bitrot.DEFAULT_ALGORITHM),
+                data_dir=data_dir,
+                inline=None,
+            )
+            failed = [w if isinstance(w, BaseException) else None for w in writers] if writers else [None] * self.n
+            await self._commit(bucket, key, version, inline, temp_id if data_dir else None, failed, wq, opts)
+            return ObjectInfo.from_version(bucket, key, version)
+        except BaseException:
+            if pending is not None and not pending.done():
+                pending.cancel()
+            if writers is not None:
+                await self._close_quietly(writers)
+            if temp_used:
+                await self.fanout(lambda d: d.abort_temp(temp_id))
+            raise
+
+    async def _close_quietly(self, writers: list[ShardWriter | BaseException]) -> None:
+        """Release the writers of an abandoned upload (their files are removed right after)."""
+
+        def close_all() -> None:
+            for w in writers:
+                if not isinstance(w, BaseException):
+                    with contextlib.suppress(Exception):
+                        w.close()
+
+        await self.run(close_all)
+
+    async def _close_writers(self, writers: list[ShardWriter | BaseException], wq: int) -> None:
+        def close_one(i: int) -> None:
+            w = writers[i]
+            if isinstance(w, BaseException):
+                return
+            try:
+                w.close()
+            except Exception as exc:
+                writers[i] = exc
+
+        await asyncio.gather(*(self.run(lambda i=i: close_one(i)) for i in range(self.n)))  # type: ignore[misc]
+        _check_alive(writers, wq)
+
+    async def _commit(
+        self,
+        bucket: str,
+        key: str,
+        version: ObjectVersion,
+        inline: list[bytes] | None,
+        temp_id: str | None,
+        failed: list[BaseException | None],
+        wq: int,
+        opts: PutOptions,
+    ) -> None:
+        k = version.erasure.k if version.erasure else 1
+        async with self.locker.lock(bucket, key):
+            old_raw = await self.fanout(lambda d: d.read_meta(bucket, key))
+            old = decode_metas(old_raw)
+            if opts.precondition is not None:
+                opts.precondition(_current_info(old, bucket, key, k))
+            blobs: list[bytes | None] = []
+            replaced: list[list[str]] = []
+            for i in range(self.n):
+                base = old[i] if isinstance(old[i], ObjectMeta) else ObjectMeta(versions=[])
+                assert isinstance(base, ObjectMeta)
+                mine = version_for_drive(version, i, inline[i] if inline is not None else None)
+                gone = base.add_version(mine)
+                replaced.append([v.data_dir for v in gone if v.data_dir])
+                blobs.append(metadata.encode(base))
+
+            def commit_one(i: int) -> Callable[[Drive], None]:
+                def run(d: Drive) -> None:
+                    err = failed[i]
+                    if err is not None:
+                        raise err
+                    blob = blobs[i]
+                    assert blob is not None
+                    d.commit(bucket, key, blob, temp_id, version.data_dir)
+
+                return run
+
+            results = await asyncio.gather(
+                *(self.run(lambda i=i: _guard(commit_one(i), self.drives[i])) for i in range(self.n))  # type: ignore[misc]
+            )
+            try:
+                reduce_quorum_errors(results, wq, for_write=True)
+            except VolumeNotFound:
+                await self._rollback(bucket, key, results, old_raw, version.data_dir)
+                raise BucketNotFound(bucket) from None
+            except BaseException:
+                await self._rollback(bucket, key, results, old_raw, version.data_dir)
+                raise
+            cleanup = [(i, names) for i, names in enumerate(replaced) if names and not isinstance(results[i], BaseException)]
+            if cleanup:
+                await asyncio.gather(
+                    *(self.run(lambda i=i, names=names: _guard(  # type: ignore[misc]
+                        lambda d: d.remove_data_dirs(bucket, key, names), self.drives[i])) for i, names in cleanup)
+                )
+            if any(isinstance(r, BaseException) for r in results):
+                self.on_degraded(bucket, key)
+
+    async def _rollback(
+        self, bucket: str, key: str, results: Sequence[object], old_raw: Sequence[bytes | BaseException], data_dir: str | None
+    ) -> None:
+        """Undo a commit on the drives that took it, after the write missed its quorum."""
+
+        def undo(i: int) -> Callable[[Drive], None]:
+            def run(d: Drive) -> None:
+                previous = old_raw[i]
+                if isinstance(previous, bytes):
+                    d.write_meta(bucket, key, previous)
+                else:
+                    d.delete_meta(bucket, key)
+                if data_dir:
+                    d.remove_data_dirs(bucket, key, [data_dir])
+
+            return run
+
+        done = [i for i, r in enumerate(results) if not isinstance(r, BaseException)]
+        await asyncio.gather(*(self.run(lambda i=i: _guard(undo(i), self.drives[i])) for i in done))  # type: ignore[misc]
+
+    # --- read -----------------------------------------------------------------------------------
+
+    async def read_view(self, bucket: str, key: str, version_id: str | None = None) -> ReadView:
+        key_to_path(key)
+        metas = await self.read_metas(bucket, key)
+        # The read quorum is the data-shard count of the version itself; start from the most
+        # permissive layout and re-check once the version (and so its k) is known.
+        view = choose_version(metas, version_id, 1 if self.n == 1 else self.n - self.n // 2, bucket, key)
+        k = view.version.erasure.k if view.version.erasure else 1
+        held = sum(1 for h in view.holders if h is not None)
+        if held < k:
+            raise ReadQuorumUnavailable(f"{bucket}/{key}: {held} drives hold it, {k} needed")
+        if view.version.deleted and version_id is None:
+            raise ObjectNotFound(bucket, key)
+        if view.degraded:
+            self.on_degraded(bucket, key)
+        return view
+
+    async def get_object_info(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
+        view = await self.read_view(bucket, key, version_id)
+        return ObjectInfo.from_version(bucket, key, view.version)
+
+    def stream(self, bucket: str, key: str, view: ReadView, start: int, end: int) -> AsyncIterator[bytes]:
+        """The bytes start..end (inclusive) of the version in `view`; verified, decoded, prefetching one block."""
+        return _BlockStream(self, bucket, key, view).iterate(start, end)
+
+    # --- delete ---------------------------------------------------------------------------------
+
+    async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """Remove a version (the null version by default). Returns what was removed, or None if absent."""
+        key_to_path(key)
+        target = NULL_VERSION if version_id is None else version_id
+        async with self.locker.lock(bucket, key):
+            metas = await self.read_metas(bucket, key)
+            try:
+                view = choose_version(metas, target, 1, bucket, key)
+                removed: ObjectInfo | None = ObjectInfo.from_version(bucket, key, view.version)
+            except (ObjectNotFound, VersionNotFound, ReadQuorumUnavailable):
+                removed = None
+            k = 1
+            if removed is not None:
+                for meta in metas:
+                    if isinstance(meta, ObjectMeta):
+                        found = meta.find(target)
+                        if found is not None and found.erasure is not None:
+                            k = found.erasure.k
+                            break
+            wq = write_quorum(k, self.n - k) if self.n > 1 else 1
+
+            def delete_one(i: int) -> Callable[[Drive], None]:
+                def run(d: Drive) -> None:
+                    meta = metas[i]
+                    if isinstance(meta, FileNotFoundOnDrive):
+                        return
+                    if isinstance(meta, BaseException):
+                        if isinstance(meta, FileCorrupt):
+                            d.delete_meta(bucket, key)
+                            return
+                        raise meta
+                    gone = meta.remove_version(target)
+                    if gone is None:
+                        return
+                    if meta.versions:
+                        d.write_meta(bucket, key, metadata.encode(meta))
+                    else:
+                        d.delete_meta(bucket, key)
+                    if gone.data_dir:
+                        d.remove_data_dirs(bucket, key, [gone.data_dir])
+
+                return run
+
+            results = await asyncio.gather(
+                *(self.run(lambda i=i: _guard(delete_one(i), self.drives[i])) for i in range(self.n))  # type: ignore[misc]
+            )
+            results = [None if isinstance(r, FileNotFoundOnDrive) else r for r in results]
+            try:
+                reduce_quorum_errors(results, wq, for_write=True)
+            except VolumeNotFound:
+                raise BucketNotFound(bucket) from None
+            if any(isinstance(r, BaseException) for r in results):
+                self.on_degraded(bucket, key)
+            return removed
+
+    # --- list -----------------------------------------------------------------------------------
+
+    def iter_entries(self, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[ListEntry]:
+        """Sorted, quorum-agreed listing entries of this set (blocking: run it on a worker thread).
+
+        Every drive's walk is merged; a key is listed when at least a read quorum of drives agree
+        on its latest version, a common prefix when at least a read quorum hold something under it.
+        """
+        walks: list[Iterator[WalkEntry]] = []
+        errors: list[BaseException] = []
+        for drive in self.drives:
+            it = _safe_walk(drive, bucket, prefix, marker, recursive)
+            try:
+                first = next(it)
+            except StopIteration:
+                walks.append(iter(()))
+                continue
+            except DriveError as exc:
+                errors.append(exc)
+                continue
+            walks.append(itertools.chain([first], it))
+        quorum = self.n - self.n // 2 if self.n > 1 else 1
+        if len(walks) < quorum:
+            if sum(isinstance(e, VolumeNotFound) for e in errors) > self.n - quorum:
+                raise BucketNotFound(bucket)
+            raise ReadQuorumUnavailable(f"only {len(walks)} of {self.n} drives can list {bucket}")
+        merged = heapq.merge(*walks, key=lambda e: e.key.encode())
+        for key, group_iter in itertools.groupby(merged, key=lambda e: e.key):
+            group = list(group_iter)
+            if group[0].meta is None:
+                if len(group) >= quorum:
+                    yield ListEntry(key, None)
+                continue
+            entry = _resolve_listing(bucket, key, group, self.n)
+            if entry is not None:
+                yield entry
+
+
+def _safe_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[WalkEntry]:
+    """A drive's walk that ends quietly if the drive fails part-way (its entries just stop counting)."""
+    it = drive.walk(bucket, prefix, marker, recursive)
+    first = True
+    while True:
+        try:
+            entry = next(it)
+        except StopIteration:
+            return
+        except DriveError:
+            if first:
+                raise
+            return
+        first = False
+        yield entry
+
+
+def _resolve_listing(bucket: str, key: str, group: list[WalkEntry], n: int) -> ListEntry | None:
+    versions: list[ObjectVersion] = []
+    for entry in group:
+        try:
+            latest = metadata.decode(entry.meta or b"").latest()
+        except FileCorrupt:
+            continue
+        if latest is not None:
+            versions.append(latest)
+    if not versions:
+        return None
+    counts = Counter(metadata.version_signature(v) for v in versions)
+    best, count = max(counts.items(), key=lambda item: item[1])
+    chosen = next(v for v in versions if metadata.version_signature(v) == best)
+    k = chosen.erasure.k if chosen.erasure else 1
+    if count < k or (n > 1 and count < 1):
+        return None
+    if chosen.deleted:
+        return None
+    return ListEntry(key, ObjectInfo.from_version(bucket, key, chosen))
+
+
+def shard_distribution(key: str, n: int) -> list[int]:
+    """Fragment index held by each drive of the set: drive i holds fragment `result[i]`.
+
+    The order is rotated by a CRC32 of the key so parity fragments (and their write load) spread
+    over every drive of the set.
+    """
+    start = zlib.crc32(key.encode()) % n
+    return [(i - start) % n for i in range(n)]
+
+
+def _check_alive(items: Sequence[object], quorum: int) -> None:
+    reduce_quorum_errors(list(items), quorum, for_write=True)
+
+
+def version_for_drive(version: ObjectVersion, i: int, inline: bytes | None) -> ObjectVersion:
+    """The copy of `version` that drive i stores: its own fragment index and inline shard."""
+    assert version.erasure is not None
+    erasure = ErasureInfo(
+        k=version.erasure.k,
+        m=version.erasure.m,
+        block_size=version.erasure.block_size,
+        index=version.erasure.distribution[i],
+        distribution=list(version.erasure.distribution),
+        algorithm=version.erasure.algorithm,
+    )
+    return ObjectVersion(
+        version_id=version.version_id,
+        deleted=version.deleted,
+        mod_time_ns=version.mod_time_ns,
+        size=version.size,
+        etag=version.etag,
+        content_type=version.content_type,
+        user_meta=version.user_meta,
+        system_meta=version.system_meta,
+        parts=version.parts,
+        erasure=erasure,
+        data_dir=version.data_dir,
+        inline=inline,
+    )
+
+
+def _current_info(metas: Sequence[ObjectMeta | BaseException], bucket: str, key: str, k: int) -> ObjectInfo | None:
+    try:
+        view = choose_version(metas, None, k, bucket, key)
+    except (ObjectNotFound, VersionNotFound):
+        return None
+    if view.version.deleted:
+        return None
+    return ObjectInfo.from_version(bucket, key, view.version)
+
+
+class _BlockStream:
+    """Reads the blocks of one version from its holders, verifying every frame, using parity on failure."""
+
+    def __init__(self, eset: ErasureSet, bucket: str, key: str, view: ReadView) -> None:
+        self.eset = eset
+        self.bucket = bucket
+        self.key = key
+        self.version = view.version
+        assert view.version.erasure is not None
+        self.erasure: ErasureInfo = view.version.erasure
+        self.codec = codec_for(self.erasure.k, self.erasure.m)
+        # Holders sorted so data fragments (cheap to decode) are tried first.
+        self.order = sorted(
+            (i for i, h in enumerate(view.holders) if h is not None),
+            key=lambda i: (view.holders[i].erasure.index >= self.erasure.k, i),  # type: ignore[union-attr]
+        )
+        self.holders = view.holders
+        self.readers: dict[int, ShardReader] = {}
+        self.bad: set[int] = set()
+        self.degraded = view.degraded
+
+    async def iterate(self, start: int, end: int) -> AsyncIterator[bytes]:
+        size = self.version.size
+        if size == 0 or end < start:
+            return
+        bs = self.erasure.block_size
+        first, last = start // bs, end // bs
+        try:
+            if self.version.inline is not None or self.version.data_dir is None:
+                block = await self.eset.run(self._inline_block)
+                yield block[start : end + 1]
+                return
+            nxt = asyncio.ensure_future(self.eset.run(lambda: self._read_block(first)))
+            for b in range(first, last + 1):
+                block = await nxt
+                if b < last:
+                    nxt = asyncio.ensure_future(self.eset.run(lambda b=b: self._read_block(b + 1)))  # type: ignore[misc]
+                lo = start - b * bs if b == first else 0
+                hi = end - b * bs + 1 if b == last else len(block)
+                yield block[lo:hi] if (lo, hi) != (0, len(block)) else block
+        finally:
+            if self.readers:
+                readers = list(self.readers.values())
+                self.readers.clear()
+                await self.eset.run(lambda: [r.close() for r in readers])
+            if self.degraded or self.bad:
+                self.eset.on_degraded(self.bucket, self.key)
+
+    def _inline_block(self) -> bytes:
+        fragments: dict[int, bytes] = {}
+        for i in self.order:
+            holder = self.holders[i]
+            assert holder is not None and holder.erasure is not None
+            try:
+                fragments[holder.erasure.index] = bitrot.unframe(holder.inline or b"", self.erasure.algorithm)
+            except FileCorrupt:
+                self.bad.add(i)
+                continue
+            if len(fragments) == self.erasure.k:
+                return self.codec.decode(fragments, self.version.size)
+        raise ReadQuorumUnavailable(f"{self.bucket}/{self.key}: only {len(fragments)} intact shards")
+
+    def _read_block(self, b: int) -> bytes:
+        e = self.erasure
+        size = self.version.size
+        offset = bitrot.block_offset(b, e.k, e.m, e.block_size)
+        length = bitrot.block_frame_len(b, size, e.k, e.m, e.block_size)
+        block_len = min(e.block_size, size - b * e.block_size)
+        fragments: dict[int, bytes] = {}
+        for i in self.order:
+            if i in self.bad:
+                continue
+            holder = self.holders[i]
+            assert holder is not None and holder.erasure is not None and holder.data_dir is not None
+            try:
+                reader = self.readers.get(i)
+                if reader is None:
+                    reader = self.eset.drives[i].open_shard(self.bucket, self.key, holder.data_dir)
+                    self.readers[i] = reader
+                framed = reader.read_at(offset, length)
+                fragments[holder.erasure.index] = bitrot.unframe(framed, e.algorithm)
+            except (DriveError, OSError):
+                self.bad.add(i)
+                continue
+            if len(fragments) == e.k:
+                try:
+                    return self.codec.decode(fragments, block_len)
+                except FileCorrupt:
+                    self.bad.update(self.order)
+                    break
+        raise ReadQuorumUnavailable(f"{self.bucket}/{self.key}: block {b} has {len(fragments)} intact shards, {e.k} needed")

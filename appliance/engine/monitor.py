@@ -1,0 +1,93 @@
+"""Drive monitor: notices drives that come back, and blank drives put in place of dead ones.
+
+Contract: `run_once` probes every slot of every set. A slot whose drive was offline is brought
+back when its drive answers with the identity that belongs in that slot; a slot whose drive is
+now blank (a replacement) is formatted into the slot, marked for a full heal, and brought back.
+A drive with the wrong identity stays out, with one log line. Probing is cheap (one small file
+read per drive), so it runs every few seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from appliance.engine.drive import Drive, LocalDrive
+from appliance.engine.erasure_set import ErasureSet, OfflineDrive
+from appliance.engine.errors import DriveError, ForeignDrive, UnformattedDrive
+from appliance.engine.healing import mark_for_drive_heal
+from appliance.engine.identity import DriveFormat
+
+log = logging.getLogger("cairn.monitor")
+
+
+class DriveMonitor:
+    def __init__(self, sets: list[ErasureSet], deployment_id: str, layout: list[list[str]], interval: float = 5.0):
+        self.sets = sets
+        self.deployment_id = deployment_id
+        self.layout = layout
+        self.interval = interval
+        self._refused: set[str] = set()
+
+    def _probe(self, eset: ErasureSet, slot: int) -> Drive | None:
+        """The drive to use in the slot now, or None to leave it as it is."""
+        current = eset.drives[slot]
+        candidate = current if isinstance(current, LocalDrive) else LocalDrive(current.endpoint)
+        expected = self.layout[eset.index][slot]
+        try:
+            fmt = DriveFormat.from_bytes(candidate.read_format())
+        except UnformattedDrive:
+            try:
+                blank = candidate.is_blank()
+            except DriveError:
+                return None
+            if not blank:
+                return None
+            candidate.write_format(DriveFormat(self.deployment_id, expected, self.layout).to_bytes())
+            candidate.clean_temp()
+            mark_for_drive_heal(candidate)
+            log.warning("drive %s was replaced by a blank drive: formatted into set %d slot %d, healing it",
+                        candidate.endpoint, eset.index + 1, slot + 1)
+            return candidate
+        except (ForeignDrive, DriveError) as exc:
+            if not isinstance(current, OfflineDrive):
+                log.error("drive %s went offline: %s", candidate.endpoint, exc)
+                return OfflineDrive(candidate.endpoint, str(exc))  # type: ignore[return-value]
+            return None
+        if fmt.deployment_id != self.deployment_id or fmt.drive_id != expected:
+            if candidate.endpoint not in self._refused:
+                self._refused.add(candidate.endpoint)
+                log.error("drive %s holds another identity (%s): refused", candidate.endpoint, fmt.drive_id)
+            return OfflineDrive(candidate.endpoint, "wrong identity") if not isinstance(current, OfflineDrive) else None  # type: ignore[return-value]
+        if isinstance(current, OfflineDrive):
+            log.info("drive %s is back online", candidate.endpoint)
+            return candidate
+        return None
+
+    def run_once_sync(self) -> int:
+        """Probe every slot; returns how many slots changed drive."""
+        changed = 0
+        for eset in self.sets:
+            for slot in range(eset.n):
+                try:
+                    replacement = self._probe(eset, slot)
+                except DriveError as exc:
+                    log.error("probing %s failed: %s", eset.drives[slot].endpoint, exc)
+                    continue
+                if replacement is not None:
+                    eset.drives[slot] = replacement
+                    changed += 1
+        return changed
+
+    async def run_once(self) -> int:
+        return await asyncio.get_running_loop().run_in_executor(self.sets[0].executor, self.run_once_sync)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("drive monitor pass failed")
+            await asyncio.sleep(self.interval)
