@@ -8,9 +8,11 @@ thing is absent, `DriveOffline` when the drive itself is gone or failing (EIO, u
 identity missing), `DriveFull` on ENOSPC, `DriveReadOnly` on EROFS.
 
 Durability: nothing becomes visible before it is durable. New files are written in the drive's
-temporary area (`.cairn.sys/tmp`), flushed with fdatasync, renamed into place, and the directory
-that received the rename is fsynced. A crash leaves either the old state or the new one, plus
-leftovers in the temporary area that `clean_temp` removes at start.
+temporary area (`.cairn.sys/tmp`) and flushed (shard files with fdatasync when they close), then
+renamed into place, and the rename is made durable before the call returns. Object metadata goes
+through a group commit (`groupcommit.py`: one syncfs before and one after a batch of renames);
+identity and bucket files use fdatasync + rename + fsync of the directory. A crash leaves either
+the old state or the new one, plus leftovers in the temporary area that `clean_temp` removes at start.
 
 Layout of a drive:
     .cairn.sys/format.json            this drive's identity (see `identity.py`)
@@ -43,6 +45,7 @@ from appliance.engine.errors import (
     VolumeExists,
     VolumeNotFound,
 )
+from appliance.engine.groupcommit import GroupCommitter
 from appliance.engine.names import META_NAME, decode_segment, is_data_dir, key_to_path
 
 SYS_DIR = ".cairn.sys"
@@ -131,6 +134,17 @@ def _write_durable(tmp_path: str, final_path: str, data: bytes) -> None:
     os.rename(tmp_path, final_path)
 
 
+def _write_file(path: str, data: bytes) -> None:
+    """Write `data` to a new file without flushing it (a group commit flushes it)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
 class _LocalShardWriter:
     def __init__(self, path: str) -> None:
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -184,6 +198,7 @@ class LocalDrive:
         self.root = os.path.abspath(root)
         self._sys = os.path.join(self.root, SYS_DIR)
         self._tmp = os.path.join(self._sys, "tmp")
+        self._group: GroupCommitter | None = None
 
     def __repr__(self) -> str:
         return f"LocalDrive({self.root!r})"
@@ -353,35 +368,45 @@ class LocalDrive:
         return self._call(run, bucket=bucket)
 
     def _ensure_dirs(self, bucket: str, objdir: str) -> None:
-        """Create the object's directory chain, fsyncing each parent that received a new entry."""
+        """Create the object's directory chain (made durable by the group commit that follows)."""
         bucket_dir = os.path.join(self.root, bucket)
         if not os.path.isdir(bucket_dir):
             # Reported through _translate, which tells a missing bucket from a missing drive.
             raise FileNotFoundError(errno.ENOENT, "no bucket directory", bucket_dir)
-        missing = []
-        path = objdir
-        while not os.path.isdir(path):
-            missing.append(path)
-            path = os.path.dirname(path)
-        for path in reversed(missing):
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(path)
-            _fsync_dir(os.path.dirname(path))
+        os.makedirs(objdir, exist_ok=True)
+
+    def _group_commit(self, tmp_path: str, apply: Callable[[], None]) -> None:
+        """Run `apply` under a group commit; the temp file is removed if it fails."""
+        try:
+            self._committer().commit(apply)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_path)
+            raise
+
+    def _committer(self) -> GroupCommitter:
+        if self._group is None:
+            self._group = GroupCommitter.for_path(self.root)
+        return self._group
 
     def write_meta(self, bucket: str, key: str, meta: bytes) -> None:
         def run() -> None:
             objdir = self._object_dir(bucket, key)
-            self._ensure_dirs(bucket, objdir)
-            _write_durable(os.path.join(self._tmp, uuid.uuid4().hex), os.path.join(objdir, META_NAME), meta)
-            _fsync_dir(objdir)
+            tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+            _write_file(tmp, meta)
+
+            def apply() -> None:
+                self._ensure_dirs(bucket, objdir)
+                os.rename(tmp, os.path.join(objdir, META_NAME))
+
+            self._group_commit(tmp, apply)
 
         self._call(run, bucket=bucket)
 
     def delete_meta(self, bucket: str, key: str) -> None:
         def run() -> None:
             objdir = self._object_dir(bucket, key)
-            os.unlink(os.path.join(objdir, META_NAME))
-            _fsync_dir(objdir)
+            self._committer().commit(lambda: os.unlink(os.path.join(objdir, META_NAME)))
             self._prune(bucket, objdir)
 
         self._call(run, bucket=bucket)
@@ -414,11 +439,16 @@ class LocalDrive:
         """Move a written data directory (if any) into the object and replace its metadata, durably."""
         def run() -> None:
             objdir = self._object_dir(bucket, key)
-            self._ensure_dirs(bucket, objdir)
-            if temp_id is not None and data_dir is not None:
-                os.rename(os.path.join(self._tmp, temp_id), os.path.join(objdir, data_dir))
-            _write_durable(os.path.join(self._tmp, uuid.uuid4().hex), os.path.join(objdir, META_NAME), meta)
-            _fsync_dir(objdir)
+            tmp = os.path.join(self._tmp, uuid.uuid4().hex)
+            _write_file(tmp, meta)
+
+            def apply() -> None:
+                self._ensure_dirs(bucket, objdir)
+                if temp_id is not None and data_dir is not None:
+                    os.rename(os.path.join(self._tmp, temp_id), os.path.join(objdir, data_dir))
+                os.rename(tmp, os.path.join(objdir, META_NAME))
+
+            self._group_commit(tmp, apply)
 
         self._call(run, bucket=bucket)
 

@@ -199,136 +199,42 @@ class ErasureSet:
         key_to_path(key)  # refuse unstorable names before reading the body
         k, m = self.layout(opts.parity)
         wq = write_quorum(k, m)
-        codec = codec_for(k, m)
-        dist = shard_distribution(key, self.n)
-        md5 = hashlib.md5()
-        temp_id = uuid.uuid4().hex
-        writers: list[ShardWriter | BaseException] | None = None
-        pending: asyncio.Future[None] | None = None
-        buf = bytearray()
-        size = 0
-        inline: list[bytes] | None = None
-
-        def encode(block: bytes) -> list[list[bytes]]:
-            md5.update(block)
-            fragments = codec.encode(block)
-            return [bitrot.frame(fragments[dist[i]]) for i in range(self.n)]
-
-        temp_used = False
-
-        async def open_writers() -> list[ShardWriter | BaseException]:
-            nonlocal temp_used
-            temp_used = True
-            opened = await self.fanout(lambda d: d.create_shard_writer(temp_id))
-            _check_alive(opened, wq)
-            return opened
-
-        async def write(frames: list[list[bytes]]) -> None:
-            assert writers is not None
-            live = writers
-
-            def write_one(i: int) -> None:
-                w = live[i]
-                if isinstance(w, BaseException):
-                    return
-                try:
-                    w.write(frames[i])
-                except Exception as exc:
-                    live[i] = exc
-
-            await asyncio.gather(*(self.run(lambda i=i: write_one(i)) for i in range(self.n)))  # type: ignore[misc]
-            _check_alive(live, wq)
-
+        upload = _ShardUpload(self, k, m, shard_distribution(key, self.n), wq)
         try:
+            buf = bytearray()
             async for chunk in body:
                 buf += chunk
-                size += len(chunk)
                 while len(buf) >= BLOCK_SIZE:
                     block = bytes(buf[:BLOCK_SIZE])
                     del buf[:BLOCK_SIZE]
-                    if writers is None:
-                        writers = await open_writers()
-                    frames = await self.run(lambda b=block: encode(b))  # type: ignore[misc]
-                    if pending is not None:
-                        await pending
-                    pending = asyncio.ensure_future(write(frames))
-            tail = bytes(buf)
+                    await upload.add_block(block)
+            inline = await upload.finish(bytes(buf))
             del buf
-            if writers is None:
-                # The whole object fits in one block: inline it when its framed shard is small.
-                if not tail:
-                    inline = [b""] * self.n
-                else:
-                    frames = await self.run(lambda: encode(tail))
-                    if len(frames[0][0]) + len(frames[0][1]) <= metadata.INLINE_LIMIT:
-                        inline = [b"".join(f) for f in frames]
-                    else:
-                        writers = await open_writers()
-                        pending = asyncio.ensure_future(write(frames))
-            elif tail:
-                frames = await self.run(lambda: encode(tail))
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(write(frames))
-            if pending is not None:
-                await pending
-                pending = None
-            if writers is not None:
-                await self._close_writers(writers, wq)
             if opts.verify is not None:
-                opts.verify(BodyDigest(size=size, md5=md5.digest()))
-            etag = md5.hexdigest()
+                opts.verify(BodyDigest(size=upload.size, md5=upload.md5.digest()))
+            etag = upload.md5.hexdigest()
             data_dir = None if inline is not None else DATA_DIR_PREFIX + uuid.uuid4().hex
             version = ObjectVersion(
                 version_id=NULL_VERSION,
                 deleted=False,
                 mod_time_ns=time.time_ns(),
-                size=size,
+                size=upload.size,
                 etag=etag,
                 content_type=opts.content_type,
                 user_meta=dict(opts.user_meta),
                 system_meta=dict(opts.system_meta),
-                parts=[PartInfo(number=1, size=size, etag=etag)],
-                erasure=ErasureInfo(k=k, m=m, block_size=BLOCK_SIZE, index=0, distribution=dist,
+                parts=[PartInfo(number=1, size=upload.size, etag=etag)],
+                erasure=ErasureInfo(k=k, m=m, block_size=BLOCK_SIZE, index=0, distribution=upload.dist,
                                     algorithm=bitrot.DEFAULT_ALGORITHM),
                 data_dir=data_dir,
                 inline=None,
             )
-            failed = [w if isinstance(w, BaseException) else None for w in writers] if writers else [None] * self.n
-            await self._commit(bucket, key, version, inline, temp_id if data_dir else None, failed, wq, opts)
+            await self._commit(bucket, key, version, inline, upload.temp_id if data_dir else None,
+                               upload.failures(), wq, opts)
             return ObjectInfo.from_version(bucket, key, version)
         except BaseException:
-            if pending is not None and not pending.done():
-                pending.cancel()
-            if writers is not None:
-                await self._close_quietly(writers)
-            if temp_used:
-                await self.fanout(lambda d: d.abort_temp(temp_id))
+            await upload.abort()
             raise
-
-    async def _close_quietly(self, writers: list[ShardWriter | BaseException]) -> None:
-        """Release the writers of an abandoned upload (their files are removed right after)."""
-
-        def close_all() -> None:
-            for w in writers:
-                if not isinstance(w, BaseException):
-                    with contextlib.suppress(Exception):
-                        w.close()
-
-        await self.run(close_all)
-
-    async def _close_writers(self, writers: list[ShardWriter | BaseException], wq: int) -> None:
-        def close_one(i: int) -> None:
-            w = writers[i]
-            if isinstance(w, BaseException):
-                return
-            try:
-                w.close()
-            except Exception as exc:
-                writers[i] = exc
-
-        await asyncio.gather(*(self.run(lambda i=i: close_one(i)) for i in range(self.n)))  # type: ignore[misc]
-        _check_alive(writers, wq)
 
     async def _commit(
         self,
@@ -617,6 +523,137 @@ def _current_info(metas: Sequence[ObjectMeta | BaseException], bucket: str, key:
     if view.version.deleted:
         return None
     return ObjectInfo.from_version(bucket, key, view.version)
+
+
+class _ShardUpload:
+    """The data half of a PUT: hashes, encodes and writes each block to every drive's temp area.
+
+    MD5 (the ETag) of block i runs on one thread while block i is encoded on another (hashlib
+    releases the GIL), and the drive writes of block i overlap the receiving and encoding of
+    block i+1; at most two blocks are in memory. An object that ends within its first block and
+    whose framed fragment fits `INLINE_LIMIT` never touches a shard file.
+    """
+
+    def __init__(self, eset: ErasureSet, k: int, m: int, dist: list[int], wq: int) -> None:
+        self.eset = eset
+        self.codec = codec_for(k, m)
+        self.dist = dist
+        self.wq = wq
+        self.md5 = hashlib.md5()
+        self.size = 0
+        self.temp_id = uuid.uuid4().hex
+        self.writers: list[ShardWriter | BaseException] | None = None
+        self._temp_used = False
+        self._hashing: asyncio.Future[None] | None = None
+        self._writing: asyncio.Future[None] | None = None
+
+    def failures(self) -> list[BaseException | None]:
+        if self.writers is None:
+            return [None] * self.eset.n
+        return [w if isinstance(w, BaseException) else None for w in self.writers]
+
+    async def _encode(self, block: bytes) -> list[list[bytes]]:
+        if self._hashing is not None:
+            await self._hashing
+        self.size += len(block)
+        self._hashing = asyncio.ensure_future(self.eset.run(lambda: self.md5.update(block)))
+
+        def encode() -> list[list[bytes]]:
+            fragments = self.codec.encode(block)
+            return [bitrot.frame(fragments[self.dist[i]]) for i in range(self.eset.n)]
+
+        return await self.eset.run(encode)
+
+    async def _open(self) -> None:
+        self._temp_used = True
+        self.writers = await self.eset.fanout(lambda d: d.create_shard_writer(self.temp_id))
+        _check_alive(self.writers, self.wq)
+
+    async def _write(self, frames: list[list[bytes]]) -> None:
+        live = self.writers
+        assert live is not None
+
+        def write_one(i: int) -> None:
+            w = live[i]
+            if isinstance(w, BaseException):
+                return
+            try:
+                w.write(frames[i])
+            except Exception as exc:
+                live[i] = exc
+
+        await asyncio.gather(*(self.eset.run(lambda i=i: write_one(i)) for i in range(self.eset.n)))  # type: ignore[misc]
+        _check_alive(live, self.wq)
+
+    async def _queue_write(self, frames: list[list[bytes]]) -> None:
+        if self._writing is not None:
+            await self._writing
+        self._writing = asyncio.ensure_future(self._write(frames))
+
+    async def add_block(self, block: bytes) -> None:
+        if self.writers is None:
+            await self._open()
+        await self._queue_write(await self._encode(block))
+
+    async def finish(self, tail: bytes) -> list[bytes] | None:
+        """Write the last (partial) block and flush; returns the inline shards of a small object."""
+        inline: list[bytes] | None = None
+        if self.writers is None:
+            if not tail:
+                inline = [b""] * self.eset.n
+            else:
+                frames = await self._encode(tail)
+                if len(frames[0][0]) + len(frames[0][1]) <= metadata.INLINE_LIMIT:
+                    inline = [b"".join(f) for f in frames]
+                else:
+                    await self._open()
+                    await self._queue_write(frames)
+        elif tail:
+            await self._queue_write(await self._encode(tail))
+        if self._hashing is not None:
+            await self._hashing
+        if self._writing is not None:
+            await self._writing
+            self._writing = None
+        if self.writers is not None:
+            await self._close()
+        return inline
+
+    async def _close(self) -> None:
+        writers = self.writers
+        assert writers is not None
+
+        def close_one(i: int) -> None:
+            w = writers[i]
+            if isinstance(w, BaseException):
+                return
+            try:
+                w.close()
+            except Exception as exc:
+                writers[i] = exc
+
+        await asyncio.gather(*(self.eset.run(lambda i=i: close_one(i)) for i in range(self.eset.n)))  # type: ignore[misc]
+        _check_alive(writers, self.wq)
+
+    async def abort(self) -> None:
+        """Release the writers and remove the temp files of an upload that will not be committed."""
+        # Let in-flight drive calls finish (a thread cannot be cancelled) before closing their files.
+        for task in (self._writing, self._hashing):
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task
+        writers = self.writers
+
+        def close_all() -> None:
+            for w in writers or []:
+                if not isinstance(w, BaseException):
+                    with contextlib.suppress(Exception):
+                        w.close()
+
+        if writers is not None:
+            await self.eset.run(close_all)
+        if self._temp_used:
+            await self.eset.fanout(lambda d: d.abort_temp(self.temp_id))
 
 
 class _BlockStream:
