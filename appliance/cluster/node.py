@@ -7,6 +7,7 @@ identities. Both refuse to run on a codec that fails its self-test.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import tempfile
@@ -38,6 +39,19 @@ class Node:
     boot: BootstrapResult
     parity: int
     executor: ThreadPoolExecutor
+
+
+def tune_malloc() -> None:
+    """Keep large buffers in the heap instead of fresh mmaps: without the page faults, encoding a
+    1 MiB block with (2,2) went from 0.8 to 3.4 GB/s here (docs/benchmarks.md)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)
+    libc.mallopt(m_trim_threshold, 2**31 - 1)
+    libc.mallopt(m_top_pad, 256 * 1024 * 1024)
 
 
 def _drive_sets(config: ServerConfig) -> list[list[LocalDrive]]:
@@ -81,6 +95,7 @@ def prepare_drives(config: ServerConfig) -> BootstrapResult:
 
 
 def open_node(config: ServerConfig) -> Node:
+    tune_malloc()
     sets = _drive_sets(config)
     set_size = len(sets[0])
     parity = parity_for(config, set_size)

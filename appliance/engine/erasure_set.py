@@ -41,13 +41,12 @@ from appliance.engine.errors import (
     VolumeNotFound,
 )
 from appliance.engine.locks import NamespaceLocker
-from appliance.engine.metadata import ErasureInfo, ObjectMeta, ObjectVersion, PartInfo
+from appliance.engine.metadata import NULL_VERSION, ErasureInfo, ObjectMeta, ObjectVersion, PartInfo
 from appliance.engine.names import DATA_DIR_PREFIX, key_to_path
 from appliance.engine.objects import BodyDigest, ListEntry, ObjectInfo, PutOptions
 from appliance.engine.quorum import read_quorum, reduce_quorum_errors, write_quorum
 
 R = TypeVar("R")
-NULL_VERSION = "null"
 
 
 class OfflineDrive:
@@ -456,7 +455,7 @@ def _resolve_listing(bucket: str, key: str, group: list[WalkEntry], n: int) -> L
     versions: list[ObjectVersion] = []
     for entry in group:
         try:
-            latest = metadata.decode(entry.meta or b"").latest()
+            latest = metadata.decode_latest(entry.meta or b"")
         except FileCorrupt:
             continue
         if latest is not None:
