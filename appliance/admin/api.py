@@ -14,10 +14,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from appliance.cluster.node import Node
 from appliance.engine.drive import DiskInfo
+from appliance.engine.errors import EngineError
 from appliance.engine.healing import DRIVE_HEAL_MARKER, heal_tree, plan_heal
 from appliance.s3 import sigv4
 from appliance.s3.errors import S3Error
@@ -29,6 +30,11 @@ def create_admin_app(
     node: Callable[[], Node], lookup_secret: Callable[[str], str | None], region: str, root_user: str
 ) -> FastAPI:
     api = FastAPI(title="Cairn admin API", version="1", docs_url=None, redoc_url=None, openapi_url=f"{PREFIX}/openapi.json")
+
+    @api.exception_handler(EngineError)
+    async def engine_error(request: Request, exc: EngineError) -> JSONResponse:
+        # Quorum loss and the like: the operator needs the reason, not a bare 500.
+        return JSONResponse(status_code=503, content={"detail": f"{type(exc).__name__}: {exc}"})
 
     async def require_root(request: Request) -> str:
         headers = {k.lower(): v for k, v in request.headers.items()}

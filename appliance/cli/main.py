@@ -94,7 +94,11 @@ def server(
     os.environ[ENV_VAR] = config.to_env()
     from appliance.console.app import create_console_app, serve_console_in_thread
 
-    serve_console_in_thread(create_console_app(f"http://{shown}:{port}", region), chost, cport)
+    try:
+        serve_console_in_thread(create_console_app(f"http://{shown}:{port}", region), chost, cport)
+    except (OSError, RuntimeError) as exc:
+        # The S3 API matters more than the console: serve without it rather than not at all.
+        typer.echo(f"  WARNING: console not started: {exc}", err=True)
     uvicorn.run(
         "appliance.http.app:create_app",
         factory=True,

@@ -46,7 +46,15 @@ from appliance.engine.errors import (
     VolumeNotFound,
 )
 from appliance.engine.groupcommit import GroupCommitter
-from appliance.engine.names import META_NAME, decode_segment, is_data_dir, key_to_path
+from appliance.engine.names import (
+    META_NAME,
+    SEGMENT_NAME_FILE,
+    decode_segment,
+    is_data_dir,
+    is_long_segment,
+    key_to_path,
+    long_segments,
+)
 
 SYS_DIR = ".cairn.sys"
 FORMAT_FILE = "format.json"
@@ -367,13 +375,19 @@ class LocalDrive:
 
         return self._call(run, bucket=bucket)
 
-    def _ensure_dirs(self, bucket: str, objdir: str) -> None:
+    def _ensure_dirs(self, bucket: str, key: str) -> str:
         """Create the object's directory chain (made durable by the group commit that follows)."""
         bucket_dir = os.path.join(self.root, bucket)
         if not os.path.isdir(bucket_dir):
             # Reported through _translate, which tells a missing bucket from a missing drive.
             raise FileNotFoundError(errno.ENOENT, "no bucket directory", bucket_dir)
+        objdir = self._object_dir(bucket, key)
         os.makedirs(objdir, exist_ok=True)
+        for relpath, segment in long_segments(key):
+            name_file = os.path.join(bucket_dir, relpath, SEGMENT_NAME_FILE)
+            if not os.path.exists(name_file):
+                _write_file(name_file, segment.encode())
+        return objdir
 
     def _group_commit(self, tmp_path: str, apply: Callable[[], None]) -> None:
         """Run `apply` under a group commit; the temp file is removed if it fails."""
@@ -396,7 +410,7 @@ class LocalDrive:
             _write_file(tmp, meta)
 
             def apply() -> None:
-                self._ensure_dirs(bucket, objdir)
+                self._ensure_dirs(bucket, key)
                 os.rename(tmp, os.path.join(objdir, META_NAME))
 
             self._group_commit(tmp, apply)
@@ -416,6 +430,10 @@ class LocalDrive:
         bucket_dir = os.path.join(self.root, bucket)
         path = objdir
         while path != bucket_dir and path.startswith(bucket_dir):
+            if is_long_segment(os.path.basename(path)):
+                with contextlib.suppress(OSError):
+                    if os.listdir(path) == [SEGMENT_NAME_FILE]:
+                        os.unlink(os.path.join(path, SEGMENT_NAME_FILE))
             try:
                 os.rmdir(path)
             except OSError:
@@ -443,7 +461,7 @@ class LocalDrive:
             _write_file(tmp, meta)
 
             def apply() -> None:
-                self._ensure_dirs(bucket, objdir)
+                self._ensure_dirs(bucket, key)
                 if temp_id is not None and data_dir is not None:
                     os.rename(os.path.join(self._tmp, temp_id), os.path.join(objdir, data_dir))
                 os.rename(tmp, os.path.join(objdir, META_NAME))
@@ -498,7 +516,7 @@ class LocalDrive:
             return
         items: list[tuple[bytes, bool, str, str]] = []
         for name in names:
-            segment = decode_segment(name)
+            segment = self._segment(path, name)
             if segment is None or not segment.startswith(leaf):
                 continue
             key = dir_key + segment
@@ -526,6 +544,17 @@ class LocalDrive:
                     continue
                 yield WalkEntry(key, meta)
 
+    @staticmethod
+    def _segment(parent: str, name: str) -> str | None:
+        """The key segment a directory entry stands for (None for the engine's own entries)."""
+        if is_long_segment(name):
+            try:
+                with open(os.path.join(parent, name, SEGMENT_NAME_FILE), "rb") as f:
+                    return f.read().decode()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        return decode_segment(name)
+
     def _has_objects(self, path: str) -> bool:
         """Whether any object lives at or below the directory (empty leftovers do not count)."""
         try:
@@ -533,7 +562,7 @@ class LocalDrive:
         except (FileNotFoundError, NotADirectoryError):
             return False
         for name in names:
-            if decode_segment(name) is None:
+            if self._segment(path, name) is None:
                 continue
             child = os.path.join(path, name)
             if os.path.exists(os.path.join(child, META_NAME)) or self._has_objects(child):

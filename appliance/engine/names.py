@@ -5,16 +5,22 @@ relative directory path and back, and that path never collides with the engine's
 
 A key is split on `/`; each segment becomes one directory name. A segment is kept as it is when
 it is non-empty, is not `.` or `..`, holds no `%` and is at most 255 bytes; otherwise it is stored as
-`%` followed by the lower-case hex of its UTF-8 bytes. Entries the engine itself keeps in an object's
-directory start with `%` followed by at least one character that is not a hex digit (`%meta`,
-`%d.<uuid>`), so they can never be mistaken for an escaped segment.
+`%` followed by the lower-case hex of its UTF-8 bytes. A segment too long for either form (a file
+name holds at most 255 bytes, S3 keys up to 1024) becomes `%l.<xxh3-128 of the segment>`, and the
+directory keeps the full segment in a `%name` file so listings can still sort it. Entries the engine
+itself keeps start with `%` followed by at least one character that is not a hex digit (`%meta`,
+`%name`, `%d.<uuid>`, `%l.<hash>`), so they can never be mistaken for an escaped segment.
 """
 
 from __future__ import annotations
 
+import xxhash
+
 from appliance.engine.errors import InvalidObjectName, KeyTooLong
 
 META_NAME = "%meta"
+SEGMENT_NAME_FILE = "%name"
+LONG_PREFIX = "%l."
 DATA_DIR_PREFIX = "%d."
 MAX_KEY_BYTES = 1024
 _NAME_MAX = 255
@@ -27,7 +33,7 @@ def encode_segment(segment: str) -> str:
         return segment
     escaped = "%" + raw.hex()
     if len(escaped) > _NAME_MAX:
-        raise InvalidObjectName(f"a path segment of {len(raw)} bytes cannot be stored")
+        return LONG_PREFIX + xxhash.xxh3_128_hexdigest(raw)
     return escaped
 
 
@@ -48,6 +54,22 @@ def key_to_path(key: str) -> str:
     if len(key.encode()) > MAX_KEY_BYTES:
         raise KeyTooLong(f"key of {len(key.encode())} bytes exceeds {MAX_KEY_BYTES}")
     return "/".join(encode_segment(s) for s in key.split("/"))
+
+
+def is_long_segment(name: str) -> bool:
+    return name.startswith(LONG_PREFIX)
+
+
+def long_segments(key: str) -> list[tuple[str, str]]:
+    """(relative directory path, segment) of every segment of `key` stored in the long form."""
+    out = []
+    parts = []
+    for segment in key.split("/"):
+        name = encode_segment(segment)
+        parts.append(name)
+        if is_long_segment(name):
+            out.append(("/".join(parts), segment))
+    return out
 
 
 def is_data_dir(name: str) -> bool:

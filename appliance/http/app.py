@@ -153,6 +153,10 @@ class S3App:
             response = await dispatch(ctx, endpoint)
         except Exception as exc:
             response = self._error_response(ctx, exc)
+        if not ctx.body_consumed and ctx.may_have_body():
+            # The request body was never read (an early error): the bytes still in flight would be
+            # parsed as the next request on this connection, so close it after the response.
+            response.headers.append(("connection", "close"))
         await self._send(ctx, response, send)
 
     def _error_response(self, ctx: RequestContext, exc: BaseException) -> Response:

@@ -77,6 +77,14 @@ class RequestContext:
                 raise S3Error("InvalidArgument", "x-amz-decoded-content-length is not a number") from None
         return self.content_length
 
+    @property
+    def body_consumed(self) -> bool:
+        return self._consumed
+
+    def may_have_body(self) -> bool:
+        length = self.headers.get("content-length")
+        return (length is not None and length != "0") or "transfer-encoding" in self.headers
+
     async def _raw(self) -> AsyncIterator[bytes]:
         if self._consumed:
             raise RuntimeError("the request body was already read")

@@ -3,7 +3,14 @@
 import pytest
 
 from appliance.engine.errors import InvalidObjectName, KeyTooLong
-from appliance.engine.names import META_NAME, decode_segment, is_data_dir, key_to_path
+from appliance.engine.names import (
+    META_NAME,
+    decode_segment,
+    is_data_dir,
+    is_long_segment,
+    key_to_path,
+    long_segments,
+)
 
 KEYS = [
     ("a", "a"),
@@ -37,7 +44,7 @@ def test_data_dir_names() -> None:
 
 @pytest.mark.parametrize(
     ("key", "error"),
-    [("", InvalidObjectName), ("k" * 1025, KeyTooLong), ("x" * 255, None), ("x" * 256, InvalidObjectName), ("%" * 200, InvalidObjectName)],
+    [("", InvalidObjectName), ("k" * 1025, KeyTooLong), ("x" * 255, None)],
 )
 def test_unstorable_keys(key: str, error: type | None) -> None:
     if error is None:
@@ -45,3 +52,11 @@ def test_unstorable_keys(key: str, error: type | None) -> None:
     else:
         with pytest.raises(error):
             key_to_path(key)
+
+
+@pytest.mark.parametrize("segment", ["x" * 256, "%" * 200, "é" * 512, "k" * 1024])
+def test_long_segments_get_a_hashed_name(segment: str) -> None:
+    name = key_to_path(segment)
+    assert is_long_segment(name) and len(name) <= 255
+    assert decode_segment(name) is None  # the drive reads the segment from the %name file
+    assert long_segments("a/" + segment + "/b") == [("a/" + name, segment)]
