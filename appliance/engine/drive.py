@@ -445,7 +445,7 @@ class LocalDrive:
     def create_shard_writer(self, temp_id: str) -> ShardWriter:
         def run() -> ShardWriter:
             path = os.path.join(self._tmp, temp_id)
-            os.makedirs(path, exist_ok=True)
+            os.mkdir(path)  # never makedirs: a vanished drive must not be recreated on its mount point
             return _LocalShardWriter(os.path.join(path, PART_NAME))
 
         return self._call(run)
@@ -574,6 +574,8 @@ class LocalDrive:
     def sys_write(self, relpath: str, data: bytes) -> None:
         def run() -> None:
             final = os.path.join(self._sys, relpath)
+            if not self._identity_present():
+                raise DriveOffline(f"{self.root}: drive identity is missing")
             os.makedirs(os.path.dirname(final), exist_ok=True)
             _write_durable(os.path.join(self._tmp, uuid.uuid4().hex), final, data)
             _fsync_dir(os.path.dirname(final))

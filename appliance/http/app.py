@@ -24,7 +24,7 @@ from appliance.config import ServerConfig
 from appliance.engine.errors import ReadQuorumUnavailable, WriteQuorumUnavailable
 from appliance.http.context import RequestContext, Response
 from appliance.http.handlers import dispatch
-from appliance.s3 import router, sigv2, sigv4
+from appliance.s3 import router, sigv4
 from appliance.s3.errors import S3Error, error_body, from_exception
 
 log = logging.getLogger("cairn.http")
@@ -225,11 +225,11 @@ class S3App:
 def authenticate(
     ctx: RequestContext, region: str, lookup_secret: Callable[[str], str | None]
 ) -> sigv4.AuthResult | None:
-    headers = ctx.headers
-    authorization = headers.get("authorization", "")
-    if authorization.startswith("AWS ") or "AWSAccessKeyId=" in ctx.query:
-        return sigv2.authenticate(ctx.method, ctx.raw_path, ctx.query, headers, lookup_secret)
-    return sigv4.authenticate(ctx.method, ctx.raw_path, ctx.query, headers, lookup_secret, region=region)
+    """SigV4 or SigV2, header or query; None for an anonymous request."""
+    bucket = getattr(ctx.endpoint, "bucket", None) or None
+    vhost_bucket = bucket if bucket and not ctx.raw_path.startswith("/" + bucket) else None
+    return sigv4.authenticate(ctx.method, ctx.raw_path, ctx.query, ctx.headers, lookup_secret, region=region,
+                              vhost_bucket=vhost_bucket)
 
 
 def create_app() -> S3App:

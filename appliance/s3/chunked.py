@@ -113,7 +113,6 @@ class ChunkedDecoder:
         self._chunk_parts: list[bytes] = []
         self._previous_signature = auth.signature if auth else ""
         self._trailers: dict[str, str] = {}
-        self._canonical_trailers: list[str] = []
         self._trailer_signature: str | None = None
         self._trailer_bytes = 0
 
@@ -278,7 +277,6 @@ class ChunkedDecoder:
         if name in self._trailers:
             raise _malformed_trailer(f"the trailer {name} appears twice")
         self._trailers[name] = value
-        self._canonical_trailers.append(f"{name}:{value}\n")
 
     def _finish(self) -> None:
         missing = sorted(self._declared - self._trailers.keys())
@@ -289,7 +287,10 @@ class ChunkedDecoder:
         assert self._auth is not None
         if self._trailer_signature is None:
             raise _malformed_trailer(f"{TRAILER_SIGNATURE} is missing")
-        canonical = "".join(self._canonical_trailers).encode()
+        # Trailers are signed like canonical headers: sorted by name, values with whitespace collapsed.
+        canonical = "".join(
+            f"{name}:{' '.join(value.split())}\n" for name, value in sorted(self._trailers.items())
+        ).encode()
         string_to_sign = "\n".join(
             [
                 "AWS4-HMAC-SHA256-TRAILER",

@@ -111,8 +111,7 @@ def check_write_conditions(headers: Mapping[str, str], *, current_etag: str | No
     if_none_match = headers.get("if-none-match")
     if if_none_match is not None:
         if if_none_match.strip() != "*":
-            raise S3Error("NotImplemented", "A header you provided implies functionality that is not implemented",
-                          Header="If-None-Match")
+            raise S3Error("NotImplemented", Header="If-None-Match")
         if current_etag is not None:
             raise S3Error("PreconditionFailed", Condition="If-None-Match")
     if_match = headers.get("if-match")

@@ -9,6 +9,7 @@ The engine never raises S3 errors; `from_exception` turns its domain errors into
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 from appliance.engine import errors as engine
@@ -19,26 +20,30 @@ ERRORS: dict[str, tuple[int, str]] = {
     "AccessControlListNotSupported": (400, "The bucket does not allow ACLs"),
     "AccessDenied": (403, "Access Denied"),
     "AccessForbidden": (403, "CORSResponse: This CORS request is not allowed."),
-    "AccessPointAlreadyOwnedByYou": (409, "An access point with an identical name already exists in your account."),
-    "AccountProblem": (403, "There is a problem with your AWS account that prevents the operation from completing "
-                            "successfully."),
+    "AccessPointAlreadyOwnedByYou": (409, "An access point with an identical name already exists in your "
+                                          "account."),
+    "AccountProblem": (403, "There is a problem with your AWS account that prevents the operation from "
+                            "completing successfully."),
     "AllAccessDisabled": (403, "All access to this Amazon S3 resource has been disabled."),
-    "AmbiguousGrantByEmailAddress": (400, "The email address you provided is associated with more than one account."),
+    "AmbiguousGrantByEmailAddress": (400, "The email address you provided is associated with more than one "
+                                          "account."),
     "AuthorizationHeaderMalformed": (400, "The authorization header you provided is invalid."),
-    "AuthorizationQueryParametersError": (400, "The authorization query parameters you provided are invalid."),
+    "AuthorizationQueryParametersError": (400, "The authorization query parameters you provided are "
+                                               "invalid."),
     "BadDigest": (400, "The Content-MD5 you specified did not match what we received."),
     "BadRequest": (400, "An error occurred when parsing the HTTP request."),
-    "BucketAlreadyExists": (409, "The requested bucket name is not available. The bucket namespace is shared by all "
-                                 "users of the system. Please select a different name and try again."),
-    "BucketAlreadyOwnedByYou": (409, "Your previous request to create the named bucket succeeded and you already "
-                                     "own it."),
+    "BucketAlreadyExists": (409, "The requested bucket name is not available. The bucket namespace is "
+                                 "shared by all users of the system. Please select a different name and "
+                                 "try again."),
+    "BucketAlreadyOwnedByYou": (409, "Your previous request to create the named bucket succeeded and you "
+                                     "already own it."),
     "BucketNotEmpty": (409, "The bucket you tried to delete is not empty"),
     "ClientTokenConflict": (409, "The provided client token conflicts with a request in progress."),
-    "ConditionalRequestConflict": (409, "A conflicting operation occurred. If using PutObject you can retry the "
-                                        "request. If using multipart upload you should initiate another "
-                                        "CreateMultipartUpload request and re-upload each part."),
-    "ConnectionClosedByRequester": (400, "Returned to the original caller when an error is encountered while reading "
-                                         "the WriteGetObjectResponse body."),
+    "ConditionalRequestConflict": (409, "A conflicting operation occurred. If using PutObject you can "
+                                        "retry the request. If using multipart upload you should initiate "
+                                        "another CreateMultipartUpload request and re-upload each part."),
+    "ConnectionClosedByRequester": (400, "Returned to the original caller when an error is encountered "
+                                         "while reading the WriteGetObjectResponse body."),
     "CredentialsNotSupported": (400, "This request does not support credentials."),
     "CrossLocationLoggingProhibited": (403, "Cross-location logging not allowed."),
     "DeviceNotActiveError": (400, "The device is not currently active."),
@@ -47,12 +52,14 @@ ERRORS: dict[str, tuple[int, str]] = {
     "EntityTooLarge": (400, "Your proposed upload exceeds the maximum allowed object size."),
     "EntityTooSmall": (400, "Your proposed upload is smaller than the minimum allowed object size."),
     "ExpiredToken": (400, "The provided token has expired."),
-    "IllegalLocationConstraintException": (400, "The specified location constraint is not valid for this endpoint."),
-    "IllegalVersioningConfigurationException": (400, "The versioning configuration specified in the request is "
-                                                     "invalid."),
-    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP header"),
-    "IncorrectEndpoint": (400, "The specified bucket exists in another Region. Direct requests to the correct "
-                               "endpoint."),
+    "IllegalLocationConstraintException": (400, "The specified location constraint is not valid for this "
+                                                "endpoint."),
+    "IllegalVersioningConfigurationException": (400, "The versioning configuration specified in the "
+                                                     "request is invalid."),
+    "IncompleteBody": (400, "You did not provide the number of bytes specified by the Content-Length HTTP "
+                            "header"),
+    "IncorrectEndpoint": (400, "The specified bucket exists in another Region. Direct requests to the "
+                               "correct endpoint."),
     "IncorrectNumberOfFilesInPostRequest": (400, "POST requires exactly one file upload per request."),
     "InlineDataTooLarge": (400, "Inline data exceeds the maximum allowed size."),
     "InternalError": (500, "We encountered an internal error. Please try again."),
@@ -64,42 +71,46 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidBucketAclWithObjectOwnership": (400, "Bucket cannot have ACLs set with ObjectOwnership's "
                                                  "BucketOwnerEnforced setting"),
     "InvalidBucketName": (400, "The specified bucket is not valid."),
-    "InvalidBucketOwnerAWSAccountID": (400, "The value of the expected bucket owner parameter must be an AWS "
-                                            "account ID."),
+    "InvalidBucketOwnerAWSAccountID": (400, "The value of the expected bucket owner parameter must be an "
+                                            "AWS account ID."),
     "InvalidBucketState": (409, "The request is not valid with the current state of the bucket."),
     "InvalidChunkSizeError": (403, "Only the last chunk is allowed to have a size less than 8192 bytes"),
     "InvalidDigest": (400, "The Content-MD5 you specified is not valid."),
-    "InvalidEncryptionAlgorithmError": (400, "The encryption request you specified is not valid. The valid value "
-                                             "is AES256."),
+    "InvalidEncryptionAlgorithmError": (400, "The encryption request you specified is not valid. The valid "
+                                             "value is AES256."),
     "InvalidLocationConstraint": (400, "The specified location constraint is not valid."),
     "InvalidObjectState": (403, "The operation is not valid for the object's storage class"),
-    "InvalidPart": (400, "One or more of the specified parts could not be found.  The part may not have been "
-                         "uploaded, or the specified entity tag may not match the part's entity tag."),
+    "InvalidPart": (400, "One or more of the specified parts could not be found.  The part may not have "
+                         "been uploaded, or the specified entity tag may not match the part's entity tag."),
     "InvalidPartNumber": (416, "The requested partnumber is not satisfiable"),
-    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part number."),
+    "InvalidPartOrder": (400, "The list of parts was not in ascending order. Parts must be ordered by part "
+                              "number."),
     "InvalidPayer": (403, "All access to this object has been disabled."),
-    "InvalidPolicyDocument": (400, "The content of the form does not meet the conditions specified in the policy "
-                                   "document."),
+    "InvalidPolicyDocument": (400, "The content of the form does not meet the conditions specified in the "
+                                   "policy document."),
     "InvalidRange": (416, "The requested range is not satisfiable"),
     "InvalidRequest": (400, "Invalid Request"),
     "InvalidSecurity": (403, "The provided security credentials are not valid."),
     "InvalidSOAPRequest": (400, "The SOAP request body is invalid."),
     "InvalidStorageClass": (400, "The storage class you specified is not valid"),
     "InvalidTag": (400, "The tag provided was not a valid tag."),
-    "InvalidTargetBucketForLogging": (400, "The target bucket for logging does not exist, is not owned by you, or "
-                                           "does not have the appropriate grants for the log-delivery group."),
+    "InvalidTargetBucketForLogging": (400, "The target bucket for logging does not exist, is not owned by "
+                                           "you, or does not have the appropriate grants for the "
+                                           "log-delivery group."),
     "InvalidToken": (400, "The provided token is malformed or otherwise invalid."),
     "InvalidURI": (400, "Couldn't parse the specified URI."),
-    "InvalidWriteOffset": (400, "The write offset value that you specified does not match the current object size."),
+    "InvalidWriteOffset": (400, "The write offset value that you specified does not match the current "
+                                "object size."),
     "KeyTooLongError": (400, "Your key is too long"),
-    "MalformedACLError": (400, "The XML you provided was not well-formed or did not validate against our published "
-                               "schema."),
+    "MalformedACLError": (400, "The XML you provided was not well-formed or did not validate against our "
+                               "published schema."),
     "MalformedPOSTRequest": (400, "The body of your POST request is not well-formed multipart/form-data."),
     "MalformedPolicy": (400, "Policies must be valid JSON and the first byte must be '{'"),
-    "MalformedXML": (400, "The XML you provided was not well-formed or did not validate against our published "
-                          "schema"),
+    "MalformedXML": (400, "The XML you provided was not well-formed or did not validate against our "
+                          "published schema"),
     "MaxMessageLengthExceeded": (400, "Your request was too big."),
-    "MaxPostPreDataLengthExceededError": (400, "Your POST request fields preceding the upload file were too large."),
+    "MaxPostPreDataLengthExceededError": (400, "Your POST request fields preceding the upload file were "
+                                               "too large."),
     "MetadataTooLarge": (400, "Your metadata headers exceed the maximum allowed metadata size."),
     "MethodNotAllowed": (405, "The specified method is not allowed against this resource."),
     "MissingAttachment": (400, "A SOAP attachment was expected, but none were found."),
@@ -120,38 +131,40 @@ ERRORS: dict[str, tuple[int, str]] = {
     "NoSuchObjectLockConfiguration": (404, "The specified object does not have an ObjectLock configuration."),
     "NoSuchPublicAccessBlockConfiguration": (404, "The public access block configuration was not found"),
     "NoSuchTagSet": (404, "The TagSet does not exist"),
-    "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be invalid, or the upload may "
-                          "have been aborted or completed."),
+    "NoSuchUpload": (404, "The specified upload does not exist. The upload ID may be invalid, or the "
+                          "upload may have been aborted or completed."),
     "NoSuchVersion": (404, "The specified version does not exist."),
     "NoSuchWebsiteConfiguration": (404, "The specified bucket does not have a website configuration"),
-    "NotDeviceOwnerError": (400, "The device that generated the token is not owned by the authenticated user."),
+    "NotDeviceOwnerError": (400, "The device that generated the token is not owned by the authenticated "
+                                 "user."),
     "NotImplemented": (501, "A header you provided implies functionality that is not implemented"),
     "NotModified": (304, "Not Modified"),
     "NotSignedUp": (403, "Your account is not signed up for the Amazon S3 service."),
     "ObjectLockConfigurationNotFoundError": (404, "Object Lock configuration does not exist for this bucket"),
-    "ObjectNotInActiveTierError": (403, "The source object of the COPY operation is not in the active tier and is "
-                                        "only stored in Amazon Glacier."),
-    "OperationAborted": (409, "A conflicting conditional operation is currently in progress against this resource. "
-                              "Please try again."),
+    "ObjectNotInActiveTierError": (403, "The source object of the COPY operation is not in the active tier "
+                                        "and is only stored in Amazon Glacier."),
+    "OperationAborted": (409, "A conflicting conditional operation is currently in progress against this "
+                              "resource. Please try again."),
     "OwnershipControlsNotFoundError": (404, "The bucket ownership controls were not found"),
-    "PermanentRedirect": (301, "The bucket you are attempting to access must be addressed using the specified "
-                               "endpoint. Please send all future requests to this endpoint."),
+    "PermanentRedirect": (301, "The bucket you are attempting to access must be addressed using the "
+                               "specified endpoint. Please send all future requests to this endpoint."),
     "PreconditionFailed": (412, "At least one of the pre-conditions you specified did not hold"),
     "Redirect": (307, "Temporary redirect."),
     "ReplicationConfigurationNotFoundError": (404, "The replication configuration was not found"),
     "RequestHeaderSectionTooLarge": (400, "Your request header section exceeds the maximum allowed size."),
     "RequestIsNotMultiPartContent": (400, "Bucket POST must be of the enclosure-type multipart/form-data"),
-    "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too large."),
-    "RequestTimeout": (400, "Your socket connection to the server was not read from or written to within the "
-                            "timeout period. Idle connections will be closed."),
+    "RequestTimeTooSkewed": (403, "The difference between the request time and the current time is too "
+                                  "large."),
+    "RequestTimeout": (400, "Your socket connection to the server was not read from or written to within "
+                            "the timeout period. Idle connections will be closed."),
     "RequestTorrentOfBucketError": (400, "Requesting the torrent file of a bucket is not permitted."),
     "ResponseCheckSumError": (400, "An error occurred while the response was being returned."),
     "RestoreAlreadyInProgress": (409, "Object restore is already in progress"),
-    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was not "
-                                                            "found"),
+    "ServerSideEncryptionConfigurationNotFoundError": (404, "The server side encryption configuration was "
+                                                            "not found"),
     "ServiceUnavailable": (503, "Service is unable to handle request."),
-    "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you provided. "
-                                   "Check your key and signing method."),
+    "SignatureDoesNotMatch": (403, "The request signature we calculated does not match the signature you "
+                                   "provided. Check your key and signing method."),
     "SlowDown": (503, "Please reduce your request rate."),
     "TemporaryRedirect": (307, "You are being redirected to the bucket while DNS updates."),
     "TokenRefreshRequired": (400, "The provided token must be refreshed."),
@@ -163,8 +176,8 @@ ERRORS: dict[str, tuple[int, str]] = {
     "UnexpectedContent": (400, "This request does not support content"),
     "UnresolvableGrantByEmailAddress": (400, "The email address you provided does not match any account on "
                                              "record."),
-    "UserKeyMustBeSpecified": (400, "The bucket POST must contain the specified field name. If it is specified, "
-                                    "check the order of the fields."),
+    "UserKeyMustBeSpecified": (400, "The bucket POST must contain the specified field name. If it is "
+                                    "specified, check the order of the fields."),
     "XAmzContentSHA256Mismatch": (400, "The provided 'x-amz-content-sha256' header does not match what was "
                                        "computed."),
 }
@@ -173,14 +186,20 @@ ERRORS: dict[str, tuple[int, str]] = {
 # raw become character references as S3 writes them (such keys are only readable with
 # encoding-type=url, which is why SDKs ask for it); CR and LF are referenced so they survive
 # the parser's line-end normalisation.
-_ESCAPES: dict[int, str] = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&apos;"}
+_ESCAPES: dict[int, str] = {
+    ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord('"'): "&quot;", ord("'"): "&apos;",
+}
 _ESCAPES.update({c: f"&#x{c:X};" for c in range(0x20) if c != 0x09})
 _ESCAPES.update({0xFFFE: "&#xFFFE;", 0xFFFF: "&#xFFFF;"})
 
 
+_NEEDS_ESCAPE = re.compile("[&<>\"'\x00-\x08\x0a-\x1f\ufffe\uffff]")
+
+
 def escape(text: str) -> str:
     """`text` as XML character data or attribute value."""
-    return text.translate(_ESCAPES)
+    # Most keys need nothing; a regex search is ten times cheaper than translate.
+    return text.translate(_ESCAPES) if _NEEDS_ESCAPE.search(text) else text
 
 
 # A code missing from the table is a client error rather than a crash in the error path.
@@ -190,7 +209,9 @@ _UNKNOWN_STATUS = 400
 class S3Error(Exception):
     """One S3 error response: code, message, HTTP status and the extra elements AWS adds to the body."""
 
-    def __init__(self, code: str, message: str | None = None, *, status: int | None = None, **extra: object) -> None:
+    def __init__(
+        self, code: str, message: str | None = None, *, status: int | None = None, **extra: object
+    ) -> None:
         known = ERRORS.get(code)
         self.code = code
         self.message = message if message is not None else (known[1] if known else code)
@@ -216,7 +237,9 @@ DOMAIN_ERRORS: dict[type[BaseException], DomainMapping] = {
     engine.BucketNotEmpty: DomainMapping("BucketNotEmpty", None, _BUCKET),
     engine.InvalidBucketName: DomainMapping("InvalidBucketName", None, _BUCKET),
     engine.ObjectNotFound: DomainMapping("NoSuchKey", None, _KEY),
-    engine.VersionNotFound: DomainMapping("NoSuchVersion", None, (("key", "Key"), ("version_id", "VersionId"))),
+    engine.VersionNotFound: DomainMapping(
+        "NoSuchVersion", None, (("key", "Key"), ("version_id", "VersionId"))
+    ),
     engine.KeyTooLong: DomainMapping("KeyTooLongError", None),
     engine.InvalidObjectName: DomainMapping(
         "InvalidArgument",
@@ -233,11 +256,15 @@ DOMAIN_ERRORS: dict[type[BaseException], DomainMapping] = {
     engine.PreconditionFailed: DomainMapping("PreconditionFailed", None),
     # Drive errors normally end in a quorum error; one that escapes the reduction is either a
     # transient condition of the storage (503, the client retries) or a server fault (500).
-    engine.DriveOffline: DomainMapping("ServiceUnavailable", "Service is unable to handle request: a drive is "
-                                                             "offline. Please retry."),
-    engine.DriveFull: DomainMapping("ServiceUnavailable", "Service is unable to handle request: storage is full."),
-    engine.DriveReadOnly: DomainMapping("ServiceUnavailable", "Service is unable to handle request: storage is "
-                                                              "read-only."),
+    engine.DriveOffline: DomainMapping(
+        "ServiceUnavailable", "Service is unable to handle request: a drive is offline. Please retry."
+    ),
+    engine.DriveFull: DomainMapping(
+        "ServiceUnavailable", "Service is unable to handle request: storage is full."
+    ),
+    engine.DriveReadOnly: DomainMapping(
+        "ServiceUnavailable", "Service is unable to handle request: storage is read-only."
+    ),
     engine.DriveError: DomainMapping("InternalError", None),
     engine.EngineError: DomainMapping("InternalError", None),
 }

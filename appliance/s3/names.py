@@ -29,8 +29,8 @@ def _strict_problem(name: str) -> str | None:
     if not 3 <= len(name) <= 63:
         return "Bucket name must be between 3 and 63 characters long"
     if not _BUCKET_RE.fullmatch(name):
-        return ("Bucket name can contain only lower-case letters, digits, '.' and '-', and must begin and end "
-                "with a letter or digit")
+        return ("Bucket name can contain only lower-case letters, digits, '.' and '-', and must begin and "
+                "end with a letter or digit")
     if ".." in name:
         return "Bucket name must not contain two adjacent periods"
     if name.startswith(_RESERVED_PREFIXES):

@@ -16,10 +16,14 @@ from dataclasses import dataclass
 from appliance.s3.errors import S3Error
 
 # ASCII digits only: int() alone would also take '+1', '1_000' and non-ASCII digits.
-_RANGE_RE = re.compile(r"\s*bytes\s*=\s*(?:([0-9]+)\s*-\s*([0-9]*)|-\s*([0-9]+))\s*", re.ASCII | re.IGNORECASE)
+_RANGE_RE = re.compile(
+    r"\s*bytes\s*=\s*(?:([0-9]+)\s*-\s*([0-9]*)|-\s*([0-9]+))\s*", re.ASCII | re.IGNORECASE
+)
 _COPY_RANGE_RE = re.compile(r"bytes=([0-9]+)-([0-9]+)", re.ASCII)
-_COPY_RANGE_MESSAGE = ("The x-amz-copy-source-range value must be of the form bytes=first-last where first and last "
-                       "are the zero-based offsets of the first and last bytes to copy")
+_COPY_RANGE_MESSAGE = (
+    "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the "
+    "zero-based offsets of the first and last bytes to copy"
+)
 
 
 @dataclass(frozen=True)

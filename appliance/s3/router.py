@@ -34,8 +34,8 @@ UNIMPLEMENTED = frozenset({
 })
 # Implemented sub-resources, in the order that decides when a request names several.
 SUBRESOURCES = (
-    "uploadId", "uploads", "versions", "versioning", "location", "cors", "tagging", "policy", "acl", "attributes",
-    "delete",
+    "uploadId", "uploads", "versions", "versioning", "location", "cors", "tagging", "policy", "acl",
+    "attributes", "delete",
 )
 
 RESPONSE_OVERRIDES = (
@@ -54,7 +54,8 @@ MAX_PART_NUMBER = 10000
 # A copy onto itself must change one of these, or S3 refuses it as a no-op.
 _COPY_CHANGES = (
     "x-amz-storage-class", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
-    "x-amz-server-side-encryption-customer-algorithm", "x-amz-website-redirect-location", "x-amz-checksum-algorithm",
+    "x-amz-server-side-encryption-customer-algorithm", "x-amz-website-redirect-location",
+    "x-amz-checksum-algorithm",
 )
 _DELETE_CONDITIONS = ("if-match", "x-amz-if-match-last-modified-time", "x-amz-if-match-size")
 _WRITE_CONDITIONS = ("if-match", "if-none-match")
@@ -69,6 +70,9 @@ class Request:
     key: str
     query: Mapping[str, str]
     headers: Mapping[str, str]
+
+
+Route = Callable[[Request], ep.Endpoint]
 
 
 def parse(
@@ -210,7 +214,8 @@ def _marker_number(value: str | None, name: str) -> int:
 
 def _part_number(value: str | None) -> int:
     if value is None or not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_PART_NUMBER:
-        raise _invalid("partNumber", value or "", "Part number must be an integer between 1 and 10000, inclusive")
+        raise _invalid("partNumber", value or "",
+                       f"Part number must be an integer between 1 and {MAX_PART_NUMBER}, inclusive")
     return int(value)
 
 
@@ -269,7 +274,8 @@ def _require_checksum(req: Request) -> None:
         return
     if "x-amz-checksum-" in headers.get("x-amz-trailer", "").lower():
         return
-    raise S3Error("InvalidRequest", "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
+    raise S3Error("InvalidRequest",
+                  "Missing required header for this request: Content-MD5 or x-amz-checksum-*")
 
 
 # --- service and preflight ----------------------------------------------------------------------
@@ -283,11 +289,12 @@ def _service(req: Request) -> ep.Endpoint:
     if "max-buckets" in q:
         value = q["max-buckets"]
         if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= MAX_BUCKETS:
-            raise _invalid("max-buckets", value, f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS}")
+            raise _invalid("max-buckets", value,
+                           f"Argument max-buckets must be an integer between 1 and {MAX_BUCKETS}")
         max_buckets = int(value)
     return ep.ListBuckets(
-        prefix=q.get("prefix", ""), continuation_token=q.get("continuation-token", ""), max_buckets=max_buckets,
-        bucket_region=q.get("bucket-region", ""),
+        prefix=q.get("prefix", ""), continuation_token=q.get("continuation-token", ""),
+        max_buckets=max_buckets, bucket_region=q.get("bucket-region", ""),
     )
 
 
@@ -297,10 +304,12 @@ def _preflight(req: Request) -> ep.CorsPreflight:
         raise S3Error("BadRequest", "Insufficient information. Origin request header needed.")
     method = req.headers.get("access-control-request-method")
     if not method:
-        raise S3Error("BadRequest", "Insufficient information. Access-Control-Request-Method request header needed.")
+        raise S3Error("BadRequest",
+                      "Insufficient information. Access-Control-Request-Method request header needed.")
     requested = req.headers.get("access-control-request-headers", "")
     names = tuple(name.strip().lower() for name in requested.split(",") if name.strip())
-    return ep.CorsPreflight(bucket=req.bucket, key=req.key, origin=origin, method=method, request_headers=names)
+    return ep.CorsPreflight(bucket=req.bucket, key=req.key, origin=origin, method=method,
+                            request_headers=names)
 
 
 # --- buckets ------------------------------------------------------------------------------------
@@ -321,8 +330,8 @@ def _list_objects(req: Request) -> ep.Endpoint:
         if token == "":
             raise _invalid("continuation-token", token, "The continuation token provided is incorrect")
         return ep.ListObjectsV2(
-            bucket=req.bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys, encoding_type=encoding_type,
-            start_after=q.get("start-after", ""), continuation_token=token or "",
+            bucket=req.bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
+            encoding_type=encoding_type, start_after=q.get("start-after", ""), continuation_token=token or "",
             fetch_owner=q.get("fetch-owner", "").lower() == "true",
         )
     return ep.ListObjects(bucket=req.bucket, prefix=prefix, delimiter=delimiter, max_keys=max_keys,
@@ -337,8 +346,9 @@ def _list_object_versions(req: Request) -> ep.Endpoint:
         raise _invalid("version-id-marker", version_marker,
                        "A version-id marker cannot be specified without a key marker.")
     return ep.ListObjectVersions(
-        bucket=req.bucket, prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""), key_marker=key_marker,
-        version_id_marker=version_marker, max_keys=_count(q, "max-keys"), encoding_type=_encoding_type(q),
+        bucket=req.bucket, prefix=q.get("prefix", ""), delimiter=q.get("delimiter", ""),
+        key_marker=key_marker, version_id_marker=version_marker, max_keys=_count(q, "max-keys"),
+        encoding_type=_encoding_type(q),
     )
 
 
@@ -359,11 +369,12 @@ def _delete_objects(req: Request) -> ep.Endpoint:
 def _post_bucket(req: Request) -> ep.Endpoint:
     content_type = req.headers.get("content-type", "")
     if not content_type.lower().startswith("multipart/form-data"):
-        raise S3Error("PreconditionFailed", Condition="Bucket POST must be of the enclosure-type multipart/form-data")
+        raise S3Error("PreconditionFailed",
+                      Condition="Bucket POST must be of the enclosure-type multipart/form-data")
     return ep.PostObject(bucket=req.bucket, content_type=content_type)
 
 
-def _bucket_only(cls: Callable[..., ep.Endpoint], *, checksum: bool = False) -> Callable[[Request], ep.Endpoint]:
+def _bucket_only(cls: Callable[..., ep.Endpoint], *, checksum: bool = False) -> Route:
     def build(req: Request) -> ep.Endpoint:
         if checksum:
             _require_checksum(req)
@@ -375,8 +386,6 @@ def _bucket_only(cls: Callable[..., ep.Endpoint], *, checksum: bool = False) -> 
 def _put_bucket_acl(req: Request) -> ep.Endpoint:
     return ep.PutBucketAcl(bucket=req.bucket, acl=_acl(req.headers))
 
-
-Route = Callable[[Request], ep.Endpoint]
 
 BUCKET_ROUTES: dict[tuple[str, str | None], Route] = {
     ("GET", None): _list_objects,
@@ -435,8 +444,8 @@ def _put_object(req: Request) -> ep.Endpoint:
     if to_itself and metadata_directive == "COPY" and not any(name in headers for name in _COPY_CHANGES):
         raise S3Error(
             "InvalidRequest",
-            "This copy request is illegal because it is trying to copy an object to itself without changing the "
-            "object's metadata, storage class, website redirect location or encryption attributes.",
+            "This copy request is illegal because it is trying to copy an object to itself without changing "
+            "the object's metadata, storage class, website redirect location or encryption attributes.",
         )
     return ep.CopyObject(
         bucket=req.bucket, key=req.key, source=source, metadata_directive=metadata_directive,
@@ -473,7 +482,8 @@ def _get_object_attributes(req: Request) -> ep.Endpoint:
     return ep.GetObjectAttributes(
         bucket=req.bucket, key=req.key, version_id=_version_id(req.query), attributes=names,
         max_parts=_count(headers, "x-amz-max-parts"),
-        part_number_marker=_marker_number(headers.get("x-amz-part-number-marker"), "x-amz-part-number-marker"),
+        part_number_marker=_marker_number(headers.get("x-amz-part-number-marker"),
+                                          "x-amz-part-number-marker"),
     )
 
 
@@ -485,7 +495,8 @@ def _versioned(cls: Callable[..., ep.Endpoint]) -> Route:
 
 
 def _put_object_acl(req: Request) -> ep.Endpoint:
-    return ep.PutObjectAcl(bucket=req.bucket, key=req.key, version_id=_version_id(req.query), acl=_acl(req.headers))
+    return ep.PutObjectAcl(bucket=req.bucket, key=req.key, version_id=_version_id(req.query),
+                           acl=_acl(req.headers))
 
 
 def _delete_object(req: Request) -> ep.Endpoint:

@@ -129,20 +129,29 @@ def _authenticate_header(
             ArgumentName="Authorization",
             ArgumentValue=authorization,
         )
-    if "x-amz-date" in headers:
-        # When x-amz-date is present it replaces Date, whose line in the string to sign stays empty.
-        date_line = ""
-        request_time = parse_http_date(headers["x-amz-date"]) or parse_amz_date(headers["x-amz-date"])
+    amz_date = headers.get("x-amz-date")
+    if amz_date is not None:
+        request_time = parse_http_date(amz_date) or parse_amz_date(amz_date)
     else:
-        date_line = headers.get("date", "").strip()
-        request_time = parse_http_date(date_line)
+        request_time = parse_http_date(headers.get("date", ""))
     if request_time is None:
         raise S3Error("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header")
     check_skew(request_time, now)
     secret = lookup_access_key(access_key, lookup_secret)
-    sts = string_to_sign(method, raw_path, query_string, headers, date_line, vhost_bucket=vhost_bucket)
-    if not signatures_equal(sign_string(secret, sts), provided):
-        raise signature_mismatch(access_key, sts, provided)
+    if amz_date is None:
+        candidates = [string_to_sign(method, raw_path, query_string, headers, headers.get("date", "").strip(),
+                                     vhost_bucket=vhost_bucket)]
+    else:
+        # x-amz-date replaces Date. The SDKs sign an empty Date line and x-amz-date among the amz
+        # headers; AWS's own documented example moves its value to the Date line instead. Both
+        # bind the same request, so both are accepted.
+        without = {name: value for name, value in headers.items() if name != "x-amz-date"}
+        candidates = [
+            string_to_sign(method, raw_path, query_string, headers, "", vhost_bucket=vhost_bucket),
+            string_to_sign(method, raw_path, query_string, without, amz_date.strip(), vhost_bucket=vhost_bucket),
+        ]
+    if not any(signatures_equal(sign_string(secret, sts), provided) for sts in candidates):
+        raise signature_mismatch(access_key, candidates[0], provided)
     return AuthResult(
         access_key=access_key,
         payload_mode=UNSIGNED_PAYLOAD,

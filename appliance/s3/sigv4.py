@@ -225,15 +225,20 @@ def lookup_access_key(access_key: str, lookup_secret: Callable[[str], str | None
     return secret
 
 
-def signature_mismatch(access_key: str, string_to_sign: str, provided: str, **extra: str) -> S3Error:
-    return S3Error(
+def signature_mismatch(
+    access_key: str, string_to_sign: str, provided: str, canonical_request: str | None = None
+) -> S3Error:
+    """SignatureDoesNotMatch with the details AWS includes so a client author can debug it."""
+    error = S3Error(
         "SignatureDoesNotMatch",
         _SIGNATURE_MISMATCH,
         AWSAccessKeyId=access_key,
         StringToSign=string_to_sign,
         SignatureProvided=provided,
-        **extra,
     )
+    if canonical_request is not None:
+        error.extra["CanonicalRequest"] = canonical_request
+    return error
 
 
 def authenticate(
@@ -268,16 +273,9 @@ def authenticate(
             ArgumentValue=authorization or "null",
         )
     moment = utc_now(now)
-    if authorization is not None:
-        if authorization.startswith(ALGORITHM + " "):
-            return _authenticate_header(method, raw_path, query_string, headers, lookup_secret, moment, region)
-        if authorization.startswith("AWS "):
-            # sigv2 builds on this module's types, so it is imported where it is needed.
-            from appliance.s3 import sigv2
-
-            return sigv2.authenticate(
-                method, raw_path, query_string, headers, lookup_secret, now=moment, vhost_bucket=vhost_bucket
-            )
+    if authorization is not None and authorization.startswith(ALGORITHM + " "):
+        return _authenticate_header(method, raw_path, query_string, headers, lookup_secret, moment, region)
+    if authorization is not None and not authorization.startswith("AWS "):
         raise S3Error(
             "InvalidArgument",
             "Unsupported Authorization Type",
@@ -286,13 +284,14 @@ def authenticate(
         )
     if mechanisms[1]:
         return _authenticate_query(method, raw_path, query_string, params, headers, lookup_secret, moment, region)
-    if mechanisms[2]:
-        from appliance.s3 import sigv2
+    if not any(mechanisms):
+        return None
+    # sigv2 builds on this module's types, so it is imported here rather than at the top.
+    from appliance.s3 import sigv2
 
-        return sigv2.authenticate(
-            method, raw_path, query_string, headers, lookup_secret, now=moment, vhost_bucket=vhost_bucket
-        )
-    return None
+    return sigv2.authenticate(
+        method, raw_path, query_string, headers, lookup_secret, now=moment, vhost_bucket=vhost_bucket
+    )
 
 
 def _parse_authorization(value: str) -> dict[str, str]:
@@ -369,7 +368,7 @@ def _verify(
     signing_key = derive_signing_key(secret, credential.date, credential.region, credential.service)
     if not signatures_equal(sign_string(signing_key, string_to_sign), provided):
         raise signature_mismatch(
-            credential.access_key, string_to_sign, provided, CanonicalRequest=canonical_request
+            credential.access_key, string_to_sign, provided, canonical_request
         )
     return signing_key
 
@@ -420,8 +419,8 @@ def _authenticate_header(
     )
 
 
-def _query_error(message: str, **extra: str) -> S3Error:
-    return S3Error("AuthorizationQueryParametersError", message, **extra)
+def _query_error(message: str) -> S3Error:
+    return S3Error("AuthorizationQueryParametersError", message)
 
 
 def _authenticate_query(
@@ -466,15 +465,16 @@ def _authenticate_query(
         raise S3Error("AccessDenied", "Request is not valid yet")
     deadline = request_time + timedelta(seconds=expires)
     if now > deadline:
-        raise S3Error(
-            "AccessDenied",
-            "Request has expired",
-            **{
+        expired = S3Error("AccessDenied", "Request has expired")
+        # Element names with hyphens cannot be keyword arguments.
+        expired.extra.update(
+            {
                 "X-Amz-Expires": expires_text,
                 "Expires": deadline.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "ServerTime": now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            },
+            }
         )
+        raise expired
     signed = _signed_header_names(params["X-Amz-SignedHeaders"], headers)
     content_sha256 = params.get("X-Amz-Content-Sha256", headers.get("x-amz-content-sha256", UNSIGNED_PAYLOAD))
     payload_mode = _payload_mode(content_sha256)
