@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from appliance.cluster.node import Node
 from appliance.engine.drive import DiskInfo
-from appliance.engine.errors import EngineError
+from appliance.engine.errors import BucketNotFound, EngineError
 from appliance.engine.healing import DRIVE_HEAL_MARKER, heal_tree, plan_heal
 from appliance.s3 import sigv4
 from appliance.s3.errors import S3Error
@@ -34,7 +34,8 @@ def create_admin_app(
     @api.exception_handler(EngineError)
     async def engine_error(request: Request, exc: EngineError) -> JSONResponse:
         # Quorum loss and the like: the operator needs the reason, not a bare 500.
-        return JSONResponse(status_code=503, content={"detail": f"{type(exc).__name__}: {exc}"})
+        status = 404 if isinstance(exc, BucketNotFound) else 503
+        return JSONResponse(status_code=status, content={"detail": f"{type(exc).__name__}: {exc}"})
 
     async def require_root(request: Request) -> str:
         headers = {k.lower(): v for k, v in request.headers.items()}
