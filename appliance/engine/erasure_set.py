@@ -407,7 +407,7 @@ class ErasureSet:
         walks: list[Iterator[WalkEntry]] = []
         errors: list[BaseException] = []
         for drive in self.drives:
-            it = _safe_walk(drive, bucket, prefix, marker, recursive)
+            it = tolerant_walk(drive, bucket, prefix, marker, recursive)
             try:
                 first = next(it)
             except StopIteration:
@@ -434,7 +434,7 @@ class ErasureSet:
                 yield entry
 
 
-def _safe_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[WalkEntry]:
+def tolerant_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[WalkEntry]:
     """A drive's walk that ends quietly if the drive fails part-way (its entries just stop counting)."""
     it = drive.walk(bucket, prefix, marker, recursive)
     first = True
@@ -449,6 +449,11 @@ def _safe_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive: b
             return
         first = False
         yield entry
+
+
+def _close_all(readers: Sequence[ShardReader]) -> None:
+    for reader in readers:
+        reader.close()
 
 
 def _resolve_listing(bucket: str, key: str, group: list[WalkEntry], n: int) -> ListEntry | None:
@@ -699,7 +704,7 @@ class _BlockStream:
             if self.readers:
                 readers = list(self.readers.values())
                 self.readers.clear()
-                await self.eset.run(lambda: [r.close() for r in readers])
+                await self.eset.run(lambda: _close_all(readers))
             if self.degraded or self.bad:
                 self.eset.on_degraded(self.bucket, self.key)
 

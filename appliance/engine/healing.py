@@ -17,20 +17,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import heapq
+import itertools
+import json
 import logging
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgpack
 import xxhash
 
 from appliance.engine import bitrot, metadata
 from appliance.engine.codec import codec_for
-from appliance.engine.drive import Drive
-from appliance.engine.erasure_set import ErasureSet, ReadView, choose_version, decode_metas, version_for_drive
+from appliance.engine.drive import Drive, WalkEntry
+from appliance.engine.erasure_set import (
+    ErasureSet,
+    ReadView,
+    choose_version,
+    decode_metas,
+    tolerant_walk,
+    version_for_drive,
+)
 from appliance.engine.errors import (
     DriveError,
     DriveOffline,
@@ -39,7 +50,6 @@ from appliance.engine.errors import (
     ObjectNotFound,
     ReadQuorumUnavailable,
     VersionNotFound,
-    VolumeExists,
     VolumeNotFound,
 )
 from appliance.engine.metadata import ObjectMeta, ObjectVersion
@@ -72,7 +82,7 @@ def _version_quorum(eset: ErasureSet, metas: list[ObjectMeta | BaseException], v
 async def heal_object(eset: ErasureSet, bucket: str, key: str) -> HealResult:
     """Bring every reachable drive of the set to the quorum state of the object (see module docstring)."""
     async with eset.locker.lock(bucket, key):
-        return await asyncio.get_running_loop().run_in_executor(None, _heal_locked_sync, eset, bucket, key)
+        return await asyncio.get_running_loop().run_in_executor(eset.executor, _heal_locked_sync, eset, bucket, key)
 
 
 def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
@@ -126,8 +136,7 @@ def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
         versions = []
         for view in kept:
             holder = view.holders[i]
-            versions.append(holder if holder is not None else version_for_drive(
-                view.version, _slot_of(view.version, i), None))
+            versions.append(holder if holder is not None else version_for_drive(view.version, i, None))
         targets.append(ObjectMeta(versions=versions))
 
     written = 0
@@ -169,10 +178,6 @@ def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
     if healed_drives:
         return HealResult(bucket, key, "healed", len(healed_drives), written)
     return HealResult(bucket, key, "ok")
-
-
-def _slot_of(version: ObjectVersion, drive: int) -> int:
-    return drive
 
 
 def _same_meta(current: ObjectMeta | BaseException, target: ObjectMeta) -> bool:
@@ -370,27 +375,18 @@ class HealQueue:
 
 def keys_on_any_drive(eset: ErasureSet, bucket: str, prefix: str) -> list[str]:
     """Every key any drive of the set holds under `prefix` (no quorum: healing must see strays)."""
-    import heapq
-
-    walks = []
-    for d in eset.drives:
+    walks: list[Iterator[WalkEntry]] = []
+    for drive in eset.drives:
+        it = tolerant_walk(drive, bucket, prefix, "", True)
         try:
-            walks.append(d.walk(bucket, prefix, "", True))
-        except DriveError:
+            first = next(it)
+        except (StopIteration, DriveError):
             continue
+        walks.append(itertools.chain([first], it))
     keys: list[str] = []
-    last = None
-
-    def tolerant(it: object) -> object:
-        try:
-            yield from it  # type: ignore[misc]
-        except DriveError:
-            return
-
-    for entry in heapq.merge(*(tolerant(w) for w in walks), key=lambda e: e.key.encode()):  # type: ignore[arg-type]
-        if entry.key != last:
+    for entry in heapq.merge(*walks, key=lambda e: e.key.encode()):
+        if not keys or entry.key != keys[-1]:
             keys.append(entry.key)
-            last = entry.key
     return keys
 
 
@@ -447,7 +443,7 @@ class Healer:
         self,
         sets: list[ErasureSet],
         queues: list[HealQueue],
-        list_buckets: Callable[[], object],
+        list_buckets: Callable[[], Awaitable[list[Any]]],
         lock_dir: str,
         interval: float = 5.0,
     ) -> None:
@@ -475,7 +471,7 @@ class Healer:
         handled = 0
         loop = asyncio.get_running_loop()
         for eset, queue in zip(self.sets, self.queues, strict=True):
-            for bucket, key in await loop.run_in_executor(None, queue.pending):
+            for bucket, key in await loop.run_in_executor(eset.executor, queue.pending):
                 result = await heal_object(eset, bucket, key)
                 handled += 1
                 self._count(result)
@@ -500,7 +496,7 @@ class Healer:
         fresh = []
         for d in eset.drives:
             try:
-                await loop.run_in_executor(None, d.sys_read, DRIVE_HEAL_MARKER)
+                await loop.run_in_executor(eset.executor, d.sys_read, DRIVE_HEAL_MARKER)
                 fresh.append(d)
             except DriveError:
                 continue
@@ -516,14 +512,12 @@ class Healer:
         if not failed:
             for d in fresh:
                 with contextlib.suppress(DriveError):
-                    await loop.run_in_executor(None, d.sys_delete, DRIVE_HEAL_MARKER)
+                    await loop.run_in_executor(eset.executor, d.sys_delete, DRIVE_HEAL_MARKER)
                 log.info("drive %s is fully healed", d.endpoint)
         return handled
 
     async def _buckets(self) -> list[tuple[str, bytes]]:
-        infos = await self.list_buckets()  # type: ignore[misc]
-        import json
-
+        infos = await self.list_buckets()
         return [(b.name, json.dumps({"created_ns": b.created_ns}).encode()) for b in infos]
 
     async def run_forever(self) -> None:
@@ -541,16 +535,3 @@ class Healer:
 def mark_for_drive_heal(drive: Drive) -> None:
     """Record on a freshly formatted drive that it must be healed fully (survives restarts)."""
     drive.sys_write(DRIVE_HEAL_MARKER, msgpack.packb({"since": time.time()}))
-
-
-__all__ = [
-    "HealQueue",
-    "HealResult",
-    "Healer",
-    "VolumeExists",
-    "heal_bucket",
-    "heal_object",
-    "heal_tree",
-    "keys_on_any_drive",
-    "mark_for_drive_heal",
-]

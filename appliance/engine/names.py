@@ -4,7 +4,7 @@ Contract: every S3 key (any UTF-8, `//`, trailing `/`, `.` and `..` segments) ma
 relative directory path and back, and that path never collides with the engine's own entries.
 
 A key is split on `/`; each segment becomes one directory name. A segment is kept as it is when
-it is non-empty, is not `.` or `..`, holds no `%` and is at most 255 bytes; otherwise it is stored as
+it is non-empty, is not `.` or `..`, holds no `%` or NUL and is at most 255 bytes; otherwise it is stored as
 `%` followed by the lower-case hex of its UTF-8 bytes. A segment too long for either form (a file
 name holds at most 255 bytes, S3 keys up to 1024) becomes `%l.<xxh3-128 of the segment>`, and the
 directory keeps the full segment in a `%name` file so listings can still sort it. Entries the engine
@@ -29,7 +29,7 @@ _HEX = frozenset("0123456789abcdef")
 
 def encode_segment(segment: str) -> str:
     raw = segment.encode()
-    if segment and segment not in (".", "..") and "%" not in segment and len(raw) <= _NAME_MAX:
+    if segment and segment not in (".", "..") and "%" not in segment and "\x00" not in segment and len(raw) <= _NAME_MAX:
         return segment
     escaped = "%" + raw.hex()
     if len(escaped) > _NAME_MAX:

@@ -24,7 +24,7 @@ from appliance.config import ServerConfig
 from appliance.engine.errors import ReadQuorumUnavailable, WriteQuorumUnavailable
 from appliance.http.context import RequestContext, Response
 from appliance.http.handlers import dispatch
-from appliance.s3 import router, sigv4
+from appliance.s3 import endpoints, router, sigv4
 from appliance.s3.errors import S3Error, error_body, from_exception
 
 log = logging.getLogger("cairn.http")
@@ -146,10 +146,11 @@ class S3App:
             ctx.layer = self.node.layer
             endpoint = router.parse(method, raw_path, query, headers, domains=self.config.domains)
             ctx.endpoint = endpoint
-            auth = authenticate(ctx, self.config.region, self.lookup_secret)
-            if auth is None:
-                raise S3Error("AccessDenied")
-            ctx.auth = auth
+            if not isinstance(endpoint, endpoints.CorsPreflight):  # browsers never sign preflights
+                auth = authenticate(ctx, self.config.region, self.lookup_secret)
+                if auth is None:
+                    raise S3Error("AccessDenied")
+                ctx.auth = auth
             response = await dispatch(ctx, endpoint)
         except Exception as exc:
             response = self._error_response(ctx, exc)

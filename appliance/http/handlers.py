@@ -316,6 +316,14 @@ async def delete_objects(ctx: RequestContext, ep: endpoints.DeleteObjects) -> Re
     return Response(200, [("content-type", "application/xml")], xml.delete_result(deleted, errors))
 
 
+async def cors_preflight(ctx: RequestContext, ep: endpoints.CorsPreflight) -> Response:
+    await layer(ctx).head_bucket(ep.bucket)
+    # No bucket has a CORS configuration yet (PutBucketCors comes with the next API issue).
+    raise S3Error("AccessForbidden", "CORSResponse: This CORS request is not allowed. This is usually because the "
+                  "evalution of Origin, request method / Access-Control-Request-Method or "
+                  "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.", status=403)
+
+
 async def not_implemented(ctx: RequestContext, ep: Any) -> Response:
     raise S3Error("NotImplemented", "A header or query you provided implies functionality that is not implemented.")
 
@@ -333,6 +341,7 @@ HANDLERS: dict[type, Handler] = {
     endpoints.HeadObject: head_object,
     endpoints.DeleteObject: delete_object,
     endpoints.DeleteObjects: delete_objects,
+    endpoints.CorsPreflight: cors_preflight,
 }
 
 

@@ -121,6 +121,7 @@ def _percent_decode(text: str) -> str:
     try:
         return unquote_to_bytes(_wire_bytes(text)).decode()
     except UnicodeDecodeError:
+        # Unicode characters that happen to fit latin-1 ("é") came from a caller passing real text.
         pass
     try:
         return unquote_to_bytes(text.encode()).decode()
@@ -151,6 +152,7 @@ def _host_bucket(host: str, domains: Sequence[str]) -> str | None:
     name, _, port = host.rpartition(":")
     if name and port.isdigit():
         host = name
+    host = host.rstrip(".")
     names = [d.strip().strip(".").lower() for d in domains]
     if host in names:
         return None

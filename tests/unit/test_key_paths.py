@@ -24,6 +24,7 @@ KEYS = [
     ("ünï/cödé", "ünï/cödé"),
     ("%meta", "%256d657461"),
     ("sp ace+plus", "sp ace+plus"),
+    ("nul\x00byte", "%6e756c00627974 65".replace(" ", "")),
 ]
 
 
