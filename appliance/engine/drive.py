@@ -20,11 +20,13 @@ Layout of a drive:
     .cairn.sys/buckets/<bucket>.meta  bucket metadata (creation time, later configuration)
     .cairn.sys/heal/                  queued heal work (see `healing.py`)
     <bucket>/<key path>/%meta         the object's metadata (all versions), see `metadata.py`
-    <bucket>/<key path>/%d.<id>/part.1  a framed shard file of one version
+    <bucket>/<key path>/%d.<id>/part.N  the framed shard file of part N of one version
+    .cairn.sys/multipart/             uploads in progress (see `multipart.py`)
 """
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import errno
 import os
@@ -59,6 +61,11 @@ from appliance.engine.names import (
 SYS_DIR = ".cairn.sys"
 FORMAT_FILE = "format.json"
 PART_NAME = "part.1"
+
+
+def part_name(part: int) -> str:
+    """The shard file of the `part`-th part (1-based) in a data directory."""
+    return f"part.{part}"
 
 
 class WalkEntry(NamedTuple):
@@ -99,14 +106,15 @@ class Drive(Protocol):
     def make_volume(self, bucket: str, meta: bytes) -> None: ...
     def delete_volume(self, bucket: str) -> None: ...
     def stat_volume(self, bucket: str) -> bytes: ...
+    def write_volume_meta(self, bucket: str, meta: bytes) -> None: ...
     def list_volumes(self) -> list[tuple[str, bytes]]: ...
     def read_meta(self, bucket: str, key: str) -> bytes: ...
     def write_meta(self, bucket: str, key: str, meta: bytes) -> None: ...
     def delete_meta(self, bucket: str, key: str) -> None: ...
-    def create_shard_writer(self, temp_id: str) -> ShardWriter: ...
+    def create_shard_writer(self, temp_id: str, part: int = 1) -> ShardWriter: ...
     def abort_temp(self, temp_id: str) -> None: ...
     def commit(self, bucket: str, key: str, meta: bytes, temp_id: str | None, data_dir: str | None) -> None: ...
-    def open_shard(self, bucket: str, key: str, data_dir: str) -> ShardReader: ...
+    def open_shard(self, bucket: str, key: str, data_dir: str, part: int = 1) -> ShardReader: ...
     def list_data_dirs(self, bucket: str, key: str) -> list[str]: ...
     def remove_data_dirs(self, bucket: str, key: str, names: Sequence[str]) -> None: ...
     def walk(self, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[WalkEntry]: ...
@@ -114,6 +122,9 @@ class Drive(Protocol):
     def sys_read(self, relpath: str) -> bytes: ...
     def sys_list(self, reldir: str) -> list[str]: ...
     def sys_delete(self, relpath: str) -> None: ...
+    def sys_delete_tree(self, reldir: str) -> None: ...
+    def sys_link(self, src: str, dst: str) -> None: ...
+    def sys_move(self, src: str, dst: str) -> None: ...
 
 
 R = TypeVar("R")
@@ -151,6 +162,15 @@ def _write_file(path: str, data: bytes) -> None:
             view = view[os.write(fd, view) :]
     finally:
         os.close(fd)
+
+
+def _no_subdirectories(path: str) -> bool:
+    """True when a directory surely has no subdirectory, from its link count alone (2 on ext4 and
+    XFS for a leaf directory; filesystems that always report 1, like btrfs, get listed instead)."""
+    try:
+        return os.stat(path).st_nlink == 2
+    except OSError:
+        return True
 
 
 class _LocalShardWriter:
@@ -348,6 +368,19 @@ class LocalDrive:
 
         return self._call(run, bucket=bucket, missing=VolumeNotFound)
 
+    def write_volume_meta(self, bucket: str, meta: bytes) -> None:
+        """Replace the bucket's metadata file durably; `VolumeNotFound` when the bucket is absent."""
+        def run() -> None:
+            if not os.path.isdir(os.path.join(self.root, bucket)):
+                if not self._identity_present():
+                    raise DriveOffline(f"{self.root}: drive identity is missing")
+                raise VolumeNotFound(bucket)
+            os.makedirs(os.path.dirname(self._volume_meta_path(bucket)), exist_ok=True)
+            _write_durable(os.path.join(self._tmp, uuid.uuid4().hex), self._volume_meta_path(bucket), meta)
+            _fsync_dir(os.path.dirname(self._volume_meta_path(bucket)))
+
+        self._call(run, bucket=bucket, missing=VolumeNotFound)
+
     def list_volumes(self) -> list[tuple[str, bytes]]:
         def run() -> list[tuple[str, bytes]]:
             if not self._identity_present():
@@ -442,11 +475,13 @@ class LocalDrive:
 
     # --- shard data ------------------------------------------------------------------------
 
-    def create_shard_writer(self, temp_id: str) -> ShardWriter:
+    def create_shard_writer(self, temp_id: str, part: int = 1) -> ShardWriter:
+        """A writer of `part.<part>` in the temp directory `temp_id` (created by the first part's writer)."""
         def run() -> ShardWriter:
             path = os.path.join(self._tmp, temp_id)
-            os.mkdir(path)  # never makedirs: a vanished drive must not be recreated on its mount point
-            return _LocalShardWriter(os.path.join(path, PART_NAME))
+            if part == 1:
+                os.mkdir(path)  # never makedirs: a vanished drive must not be recreated on its mount point
+            return _LocalShardWriter(os.path.join(path, part_name(part)))
 
         return self._call(run)
 
@@ -470,8 +505,8 @@ class LocalDrive:
 
         self._call(run, bucket=bucket)
 
-    def open_shard(self, bucket: str, key: str, data_dir: str) -> ShardReader:
-        path = os.path.join(self._object_dir(bucket, key), data_dir, PART_NAME)
+    def open_shard(self, bucket: str, key: str, data_dir: str, part: int = 1) -> ShardReader:
+        path = os.path.join(self._object_dir(bucket, key), data_dir, part_name(part))
         return self._call(lambda: _LocalShardReader(path), bucket=bucket)
 
     def list_data_dirs(self, bucket: str, key: str) -> list[str]:
@@ -505,44 +540,46 @@ class LocalDrive:
         except EngineError:
             return  # no key can have a prefix that cannot be stored
         try:
-            yield from self._walk_dir(base_dir, base_key, leaf, marker, recursive)
+            yield from self._walk_dir(base_dir, base_key, leaf, marker.encode(), recursive)
         except OSError as exc:
             raise self._translate(exc, bucket=bucket) from exc
 
-    def _walk_dir(self, path: str, dir_key: str, leaf: str, marker: str, recursive: bool) -> Iterator[WalkEntry]:
+    def _walk_dir(self, path: str, dir_key: str, leaf: str, marker: bytes, recursive: bool) -> Iterator[WalkEntry]:
         try:
             names = os.listdir(path)
         except (FileNotFoundError, NotADirectoryError):
             return
-        items: list[tuple[bytes, bool, str, str]] = []
+        items: list[tuple[bytes, bool, str]] = []
         for name in names:
-            segment = self._segment(path, name)
-            if segment is None or not segment.startswith(leaf):
+            segment = self._segment(path, name) if name[0] == "%" else name
+            if segment is None or (leaf and not segment.startswith(leaf)):
                 continue
-            key = dir_key + segment
-            items.append((key.encode(), False, key, name))
-            items.append(((key + "/").encode(), True, key + "/", name))
+            key_b = (dir_key + segment).encode()
+            items.append((key_b, False, name))
+            items.append((key_b + b"/", True, name))
         items.sort()
-        marker_b = marker.encode()
-        for sort_key, is_dir, key, name in items:
-            child = os.path.join(path, name)
+        # Jump past everything at or before the marker; keep the directory the marker lies inside.
+        start = bisect.bisect_right(items, (marker, True, "\U0010ffff"))
+        if start and items[start - 1][1] and marker.startswith(items[start - 1][0]):
+            start -= 1
+        for i in range(start, len(items)):
+            sort_key, is_dir, name = items[i]
+            child = f"{path}/{name}"
             if is_dir:
-                if sort_key <= marker_b and not marker_b.startswith(sort_key):
+                if _no_subdirectories(child):
                     continue
                 if not recursive:
-                    if sort_key > marker_b and self._has_objects(child):
-                        yield WalkEntry(key, None)
+                    if sort_key > marker and self._has_objects(child):
+                        yield WalkEntry(sort_key.decode(), None)
                     continue
-                yield from self._walk_dir(child, key, "", marker, recursive)
+                yield from self._walk_dir(child, sort_key.decode(), "", marker, recursive)
             else:
-                if sort_key <= marker_b:
-                    continue
                 try:
-                    with open(os.path.join(child, META_NAME), "rb") as f:
+                    with open(f"{child}/{META_NAME}", "rb") as f:
                         meta = f.read()
                 except (FileNotFoundError, NotADirectoryError):
                     continue
-                yield WalkEntry(key, meta)
+                yield WalkEntry(sort_key.decode(), meta)
 
     @staticmethod
     def _segment(parent: str, name: str) -> str | None:
@@ -604,4 +641,35 @@ class LocalDrive:
                 os.unlink(os.path.join(self._sys, relpath))
 
         self._call(run)
+
+    def sys_delete_tree(self, reldir: str) -> None:
+        """Remove a directory of the system area and all it holds (renamed away first: atomic)."""
+        def run() -> None:
+            grave = os.path.join(self._tmp, "deleted-" + uuid.uuid4().hex)
+            try:
+                os.rename(os.path.join(self._sys, reldir), grave)
+            except FileNotFoundError:
+                return
+            shutil.rmtree(grave, ignore_errors=True)
+
+        self._call(run)
+
+    def _sys_place(self, src: str, dst: str, place: Callable[[str, str], None]) -> None:
+        def run() -> None:
+            final = os.path.join(self._sys, dst)
+            if not self._identity_present():
+                raise DriveOffline(f"{self.root}: drive identity is missing")
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            place(os.path.join(self._sys, src), final)
+            _fsync_dir(os.path.dirname(final))
+
+        self._call(run)
+
+    def sys_link(self, src: str, dst: str) -> None:
+        """Hard-link a file of the system area to a second name in it (parents created), durably."""
+        self._sys_place(src, dst, os.link)
+
+    def sys_move(self, src: str, dst: str) -> None:
+        """Rename a file of the system area over another name in it (parents created), durably."""
+        self._sys_place(src, dst, os.rename)
 
