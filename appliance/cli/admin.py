@@ -90,8 +90,8 @@ def info(endpoint: Endpoint) -> None:
 @admin_app.command()
 def heal(
     endpoint: Endpoint,
-    target: Annotated[str, typer.Argument(help="BUCKET[/PREFIX] to heal (default: everything); "
-                                                "`status` shows background healing")] = "",
+    target: Annotated[str, typer.Argument(help="What to heal: BUCKET or BUCKET/PREFIX (default: everything); "
+                                                "the word `status` shows background healing instead")] = "",
 ) -> None:
     """Rebuild every missing or corrupt shard and metadata copy under TARGET; exit 1 if anything failed."""
     from rich.console import Console

@@ -1,0 +1,157 @@
+"""The real AWS CLI against the server: `aws s3` high-level commands and `aws s3api` calls.
+
+The CLI runs with an isolated config file (tests.harness.run_aws); uploads stay single-part by
+raising `multipart_threshold` there, since multipart upload is not served yet.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.functional.payloads import MiB, body, etag_of, file_digest, write_stream
+from tests.harness import CairnServer, fresh_bucket_name, run_aws
+
+TREE = {
+    "top.txt": 12,
+    "empty": 0,
+    "space name.txt": 100,
+    "ünïcode.bin": 4096,
+    "sub/a.bin": 300 * 1024,
+    "sub/deeper/b.bin": MiB + 1,
+    "sub/deeper/c.txt": 5,
+    "other/d.bin": 128 * 1024,
+}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def single_part_uploads(server: CairnServer) -> None:
+    run_aws(server, "configure", "set", "default.s3.multipart_threshold", "1GB")
+
+
+def make_tree(root: Path, seed: str) -> dict[str, bytes]:
+    files = {}
+    for name, size in TREE.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = body(size, seed=f"{seed}/{name}")
+        path.write_bytes(data)
+        files[name] = data
+    return files
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def ls_recursive(server: CairnServer, url: str) -> dict[str, int]:
+    """`aws s3 ls --recursive` as {key: size}; an empty listing makes the CLI exit 1."""
+    result = run_aws(server, "s3", "ls", url, "--recursive", check=False)
+    assert result.returncode in (0, 1), result.stderr
+    listed = {}
+    for line in result.stdout.splitlines():
+        _date, _time, size, key = line.split(None, 3)
+        listed[key] = int(size)
+    return listed
+
+
+def test_mb_ls_rb(server: CairnServer) -> None:
+    name = fresh_bucket_name("cli")
+    assert run_aws(server, "s3", "mb", f"s3://{name}").stdout.strip() == f"make_bucket: {name}"
+    names = [line.split()[-1] for line in run_aws(server, "s3", "ls").stdout.splitlines()]
+    assert name in names
+    assert run_aws(server, "s3", "rb", f"s3://{name}").stdout.strip() == f"remove_bucket: {name}"
+    assert name not in run_aws(server, "s3", "ls").stdout.split()
+
+
+def test_sync_cp_rm_tree(server: CairnServer, tmp_path: Path) -> None:
+    name = fresh_bucket_name("cli")
+    run_aws(server, "s3", "mb", f"s3://{name}")
+    up = tmp_path / "up"
+    files = make_tree(up, "sync")
+
+    run_aws(server, "s3", "sync", "--no-progress", str(up), f"s3://{name}/tree")
+    assert ls_recursive(server, f"s3://{name}/tree/") == {f"tree/{k}": len(v) for k, v in files.items()}
+
+    # Nothing changed: a second sync transfers nothing (sizes and Last-Modified agree).
+    again = run_aws(server, "s3", "sync", "--no-progress", str(up), f"s3://{name}/tree")
+    assert again.stdout.strip() == "", again.stdout
+
+    down = tmp_path / "down"
+    run_aws(server, "s3", "sync", f"s3://{name}/tree", str(down))
+    assert read_tree(down) == files
+
+    changed = body(777, seed="changed")
+    (up / "sub/a.bin").write_bytes(changed)
+    third = run_aws(server, "s3", "sync", "--no-progress", str(up), f"s3://{name}/tree")
+    uploads = [line for line in third.stdout.splitlines() if line.startswith("upload:")]
+    assert len(uploads) == 1 and "sub/a.bin" in uploads[0], third.stdout
+    single = tmp_path / "single.bin"
+    run_aws(server, "s3", "cp", f"s3://{name}/tree/sub/a.bin", str(single))
+    assert single.read_bytes() == changed
+
+    run_aws(server, "s3", "rm", f"s3://{name}/tree/other/d.bin")
+    assert "tree/other/d.bin" not in ls_recursive(server, f"s3://{name}/tree/")
+    run_aws(server, "s3", "rm", f"s3://{name}/tree", "--recursive")
+    assert ls_recursive(server, f"s3://{name}/") == {}
+    run_aws(server, "s3", "rb", f"s3://{name}")
+
+
+def test_cp_40_mib(server: CairnServer, tmp_path: Path) -> None:
+    name = fresh_bucket_name("cli")
+    run_aws(server, "s3", "mb", f"s3://{name}")
+    source = write_stream(tmp_path / "forty.bin", 40 * MiB, seed="forty")
+    run_aws(server, "s3", "cp", str(source.path), f"s3://{name}/forty.bin")
+
+    head = json.loads(run_aws(server, "s3api", "head-object", "--bucket", name, "--key", "forty.bin").stdout)
+    assert head["ContentLength"] == source.size
+    assert head["ETag"] == f'"{source.md5}"', "expected a single-part upload's ETag"
+
+    target = tmp_path / "forty.back"
+    run_aws(server, "s3", "cp", f"s3://{name}/forty.bin", str(target))
+    assert file_digest(target) == source.sha256
+
+
+def test_s3api_object_calls(server: CairnServer, tmp_path: Path) -> None:
+    name = fresh_bucket_name("cli")
+    run_aws(server, "s3api", "create-bucket", "--bucket", name)
+    data = body(70_000, seed="s3api")
+    source = tmp_path / "in.bin"
+    source.write_bytes(data)
+
+    put = json.loads(run_aws(server, "s3api", "put-object", "--bucket", name, "--key", "dir/obj.bin",
+                             "--body", str(source), "--content-type", "application/x-test",
+                             "--metadata", "color=blue,Shape=Round").stdout)
+    assert put["ETag"] == etag_of(data)
+
+    head = json.loads(run_aws(server, "s3api", "head-object", "--bucket", name, "--key", "dir/obj.bin").stdout)
+    assert head["ContentLength"] == len(data)
+    assert head["ContentType"] == "application/x-test"
+    assert head["ETag"] == etag_of(data)
+    assert head["Metadata"] == {"color": "blue", "shape": "Round"}
+
+    target = tmp_path / "out.bin"
+    got = json.loads(run_aws(server, "s3api", "get-object", "--bucket", name, "--key", "dir/obj.bin",
+                             str(target)).stdout)
+    assert got["ContentLength"] == len(data)
+    assert target.read_bytes() == data
+
+    ranged = tmp_path / "range.bin"
+    part = json.loads(run_aws(server, "s3api", "get-object", "--bucket", name, "--key", "dir/obj.bin",
+                              "--range", "bytes=10-19", str(ranged)).stdout)
+    assert part["ContentRange"] == f"bytes 10-19/{len(data)}"
+    assert ranged.read_bytes() == data[10:20]
+
+    listed = json.loads(run_aws(server, "s3api", "list-objects-v2", "--bucket", name, "--prefix", "dir/").stdout)
+    assert [(item["Key"], item["Size"]) for item in listed["Contents"]] == [("dir/obj.bin", len(data))]
+
+    run_aws(server, "s3api", "delete-object", "--bucket", name, "--key", "dir/obj.bin")
+    missing = run_aws(server, "s3api", "head-object", "--bucket", name, "--key", "dir/obj.bin", check=False)
+    assert missing.returncode != 0
+    assert "404" in missing.stderr or "Not Found" in missing.stderr, missing.stderr
+    # The CLI merges pages and prints nothing at all for an empty listing.
+    listed = json.loads(run_aws(server, "s3api", "list-objects-v2", "--bucket", name).stdout or "{}")
+    assert listed.get("Contents", []) == []
+    run_aws(server, "s3api", "delete-bucket", "--bucket", name)
