@@ -28,6 +28,12 @@ class ServerConfig:
     root_user: str = ""
     root_password: str = ""
     heal_interval: float = 5.0
+    multipart_expiry: float = 24 * 3600.0  # seconds after which an unfinished multipart upload is removed
+    heal_throttle: float = 0.01  # seconds the scanner sleeps between objects; 0: unthrottled
+    scan_interval: float = 300.0  # seconds between the starts of two scanner passes
+    # Test-only switch (CAIRN_DEBUG_DISABLE_HEAL=1): no background healer or scanner, so the failure
+    # simulator can prove it catches an engine that does not heal. Never set it in production.
+    debug_disable_heal: bool = False
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))

@@ -9,6 +9,7 @@ progress as it happens and a dropped connection stops the work.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -20,6 +21,7 @@ from appliance.cluster.node import Node
 from appliance.engine.drive import DiskInfo
 from appliance.engine.errors import BucketNotFound, EngineError
 from appliance.engine.healing import DRIVE_HEAL_MARKER, heal_tree, plan_heal
+from appliance.engine.scanner import read_status
 from appliance.s3 import sigv4
 from appliance.s3.errors import S3Error
 
@@ -76,13 +78,24 @@ def create_admin_app(
         queued = 0
         for queue in n.queues:
             queued += len(queue.pending())
-        return {
+        doc: dict[str, Any] = {
             "queued": queued,
             "objects_scanned": p.objects_scanned,
             "objects_healed": p.objects_healed,
             "objects_failed": p.objects_failed,
             "bytes_written": p.bytes_written,
         }
+        # The worker that leads healing publishes the scanner's and healer's progress for all workers.
+        published = read_status(n.lock_dir)
+        if published is not None:
+            for name, value in published["healer"].items():
+                # This worker's own counters are fresher than what it published up to a second ago.
+                if published.get("pid") != os.getpid() or name not in doc:
+                    doc[name] = value
+            doc["scanner"] = published["scanner"]
+            doc["healing_drives"] = published["healing_drives"]
+            doc["updated"] = published["updated"]
+        return doc
 
     @api.post(f"{PREFIX}/heal")
     async def heal(bucket: str = "", prefix: str = "", _: str = Depends(require_root)) -> StreamingResponse:

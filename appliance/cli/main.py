@@ -48,6 +48,11 @@ def server(
     region: Annotated[str, typer.Option(help="Region name reported to clients")] = "us-east-1",
     domain: Annotated[list[str] | None, typer.Option(help="Domain for virtual-host-style requests")] = None,
     lock_dir: Annotated[str, typer.Option(help="Folder for cross-process lock files")] = "",
+    heal_throttle: Annotated[float, typer.Option(
+        help="Seconds the background scanner sleeps between objects (0: unthrottled)")] = 0.01,
+    scan_interval: Annotated[float, typer.Option(help="Seconds between background scanner passes")] = 300.0,
+    multipart_expiry: Annotated[float, typer.Option(
+        help="Seconds after which an unfinished multipart upload is removed")] = 24 * 3600.0,
 ) -> None:
     """Run a Cairn node on DRIVES."""
     import uvicorn
@@ -64,6 +69,8 @@ def server(
             drives=drives, address=address, console_address=console_address,
             workers=workers or (os.cpu_count() or 1), parity=parity, region=region, domains=domain or [],
             lock_dir=lock_dir, root_user=user, root_password=password,
+            heal_throttle=heal_throttle, scan_interval=scan_interval, multipart_expiry=multipart_expiry,
+            debug_disable_heal=os.environ.get("CAIRN_DEBUG_DISABLE_HEAL") == "1",
         )
         effective_parity = parity_for(config, set_size)
         boot = prepare_drives(config)

@@ -25,7 +25,9 @@ from appliance.engine.healing import Healer, HealQueue, mark_for_drive_heal
 from appliance.engine.identity import BootstrapResult, bootstrap_formats
 from appliance.engine.locks import NamespaceLocker
 from appliance.engine.monitor import DriveMonitor
+from appliance.engine.multipart import UploadJanitor
 from appliance.engine.quorum import default_parity
+from appliance.engine.scanner import Scanner
 
 log = logging.getLogger("cairn.node")
 
@@ -39,6 +41,9 @@ class Node:
     boot: BootstrapResult
     parity: int
     executor: ThreadPoolExecutor
+    scanner: Scanner
+    lock_dir: str
+    janitor: UploadJanitor
 
 
 def tune_malloc() -> None:
@@ -119,4 +124,8 @@ def open_node(config: ServerConfig) -> Node:
     healer = Healer(esets, queues, layer.list_buckets, lock_dir_for(config, boot.deployment_id),
                     interval=config.heal_interval)
     monitor = DriveMonitor(esets, boot.deployment_id, boot.layout)
-    return Node(layer, healer, monitor, queues, boot, parity, executor)
+    scanner = Scanner(esets, queues, healer, layer.list_buckets, lock_dir_for(config, boot.deployment_id),
+                      throttle=config.heal_throttle, interval=config.scan_interval)
+    janitor = layer.upload_janitor(config.multipart_expiry, interval=min(3600.0, config.multipart_expiry / 4))
+    return Node(layer, healer, monitor, queues, boot, parity, executor, scanner,
+                lock_dir_for(config, boot.deployment_id), janitor)

@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from appliance.cluster.bucket_meta import VERSIONING_ENABLED, VERSIONING_SUSPENDED, BucketMetaStore
 from appliance.cluster.placement import set_index
 from appliance.engine.drive import DiskInfo
-from appliance.engine.erasure_set import ErasureSet, ReadView
+from appliance.engine.erasure_set import ErasureSet, KeyVersions, ReadView
 from appliance.engine.errors import (
     BucketExists,
     BucketNotEmpty,
@@ -28,6 +30,8 @@ from appliance.engine.errors import (
     VolumeExists,
     VolumeNotFound,
 )
+from appliance.engine.metadata import ObjectVersion
+from appliance.engine.multipart import MultipartSet, Upload, UploadJanitor
 from appliance.engine.objects import ListEntry, ObjectInfo, PutOptions
 from appliance.engine.quorum import reduce_quorum_errors
 
@@ -49,6 +53,18 @@ class ListPage:
     next_marker: str | None  # the last key or common prefix returned, when truncated
 
 
+@dataclass(frozen=True, slots=True)
+class VersionsPage:
+    """One page of ListObjectVersions: versions and delete markers (key order, newest first) and
+    common prefixes, at most max-keys of them together."""
+
+    versions: list[ObjectInfo]
+    prefixes: list[str]
+    is_truncated: bool
+    next_key_marker: str | None
+    next_version_id_marker: str | None
+
+
 def _bucket_meta(data: bytes) -> int:
     try:
         return int(json.loads(data)["created_ns"])
@@ -65,6 +81,7 @@ class ObjectLayer:
     def __init__(self, sets: list[ErasureSet], deployment_id: str) -> None:
         self.sets = sets
         self.deployment_id = deployment_id
+        self.bucket_meta = BucketMetaStore(sets)
 
     def set_for(self, key: str) -> ErasureSet:
         return self.sets[set_index(key, self.deployment_id, len(self.sets))]
@@ -73,6 +90,7 @@ class ObjectLayer:
 
     async def make_bucket(self, bucket: str) -> None:
         _check_bucket_name(bucket)
+        self.bucket_meta.forget(bucket)
         meta = json.dumps({"created_ns": time.time_ns()}).encode()
         results = await asyncio.gather(*(s.fanout(lambda d: d.make_volume(bucket, meta)) for s in self.sets))
         try:
@@ -104,9 +122,12 @@ class ObjectLayer:
 
     async def delete_bucket(self, bucket: str) -> None:
         await self.head_bucket(bucket)
-        page = await self.list_objects(bucket, prefix="", delimiter="", marker="", max_keys=1)
-        if page.entries:
+        # Versions and delete markers count too: a versioned bucket is empty only when none is left.
+        page = await self.list_versions(bucket, prefix="", delimiter="", key_marker="", version_id_marker="",
+                                        max_keys=1)
+        if page.versions:
             raise BucketNotEmpty(bucket)
+        self.bucket_meta.forget(bucket)
         results = await asyncio.gather(*(s.fanout(lambda d: d.delete_volume(bucket)) for s in self.sets))
         for eset, res in zip(self.sets, results, strict=True):
             res = [None if isinstance(r, VolumeNotFound) else r for r in res]
@@ -127,8 +148,10 @@ class ObjectLayer:
 
     # --- objects --------------------------------------------------------------------------------
 
-    async def put_object(self, bucket: str, key: str, body: AsyncIterator[bytes], opts: PutOptions) -> ObjectInfo:
-        return await self.set_for(key).put_object(bucket, key, body, opts)
+    async def put_object(
+        self, bucket: str, key: str, body: AsyncIterator[bytes], opts: PutOptions, *, versioned: bool = False
+    ) -> ObjectInfo:
+        return await self.set_for(key).put_object(bucket, key, body, opts, versioned=versioned)
 
     async def get_object_info(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo:
         return await self.set_for(key).get_object_info(bucket, key, version_id)
@@ -140,8 +163,112 @@ class ObjectLayer:
     def stream_object(self, bucket: str, key: str, view: ReadView, start: int, end: int) -> AsyncIterator[bytes]:
         return self.set_for(key).stream(bucket, key, view, start, end)
 
-    async def delete_object(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
-        return await self.set_for(key).delete_object(bucket, key, version_id)
+    async def delete_object(
+        self, bucket: str, key: str, version_id: str | None = None, *, versioning: str | None = None
+    ) -> ObjectInfo | None:
+        """Delete as S3 does for the bucket's versioning state (None: never versioned).
+
+        With a version id: that version (object or delete marker) is removed for good. Without one:
+        an unversioned bucket loses the object; an Enabled bucket gets a new delete marker, a
+        Suspended one a "null" delete marker (replacing the null version). Returns the version
+        removed or the marker added (None when there was nothing to remove).
+        """
+        eset = self.set_for(key)
+        if version_id is None and versioning in (VERSIONING_ENABLED, VERSIONING_SUSPENDED):
+            return await eset.add_delete_marker(bucket, key, versioned=versioning == VERSIONING_ENABLED)
+        return await eset.delete_object(bucket, key, version_id)
+
+    async def update_version(
+        self, bucket: str, key: str, version_id: str | None, change: Callable[[ObjectVersion], None]
+    ) -> ObjectInfo:
+        return await self.set_for(key).update_version(bucket, key, version_id, change)
+
+    # --- versions -------------------------------------------------------------------------------
+
+    async def list_versions(
+        self, bucket: str, *, prefix: str, delimiter: str, key_marker: str, version_id_marker: str, max_keys: int
+    ) -> VersionsPage:
+        """One page of versions after (key_marker, version_id_marker), S3's ListObjectVersions order."""
+        if max_keys <= 0:
+            await self.head_bucket(bucket)
+            return VersionsPage([], [], False, None, None)
+        first: list[ObjectInfo] = []
+        if key_marker and version_id_marker and key_marker.startswith(prefix):
+            versions = await self.set_for(key_marker).key_versions(bucket, key_marker)
+            ids = [v.version_id for v in versions]
+            if version_id_marker in ids:
+                first = versions[ids.index(version_id_marker) + 1 :]
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.sets[0].executor, self._versions_page, bucket, prefix, delimiter, key_marker, max_keys, first
+        )
+
+    def _versions_page(
+        self, bucket: str, prefix: str, delimiter: str, key_marker: str, max_keys: int, first: list[ObjectInfo]
+    ) -> VersionsPage:
+        versions: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        last: ObjectInfo | str | None = None
+        truncated = False
+        items = itertools.chain(first, self._iter_version_items(bucket, prefix, delimiter, key_marker))
+        for count, item in enumerate(items):
+            if count == max_keys:
+                truncated = True
+                break
+            if isinstance(item, str):
+                prefixes.append(item)
+            else:
+                versions.append(item)
+            last = item
+        if not truncated or last is None:
+            return VersionsPage(versions, prefixes, truncated, None, None)
+        if isinstance(last, str):
+            return VersionsPage(versions, prefixes, True, last, None)
+        return VersionsPage(versions, prefixes, True, last.key, last.version_id)
+
+    def _iter_version_items(self, bucket: str, prefix: str, delimiter: str, marker: str) -> Iterator[ObjectInfo | str]:
+        """Every version (newest first per key) and common prefix after `marker`, in key order."""
+        recursive = delimiter != "/"
+        skip_prefix = marker if delimiter and marker.endswith(delimiter) else ""
+        streams = [s.iter_versions(bucket, prefix, marker, recursive) for s in self.sets]
+        merged: Iterator[KeyVersions] = (
+            heapq.merge(*streams, key=lambda e: e.key.encode()) if len(streams) > 1 else streams[0]
+        )
+        last = None
+        for entry in merged:
+            key = entry.key
+            if key == last or (skip_prefix and key.startswith(skip_prefix)):
+                continue
+            if delimiter:
+                cut = key.find(delimiter, len(prefix))
+                if cut >= 0:
+                    common = key[: cut + len(delimiter)]
+                    skip_prefix = common
+                    if common != last and common.encode() > marker.encode():
+                        last = common
+                        yield common
+                    continue
+            last = key
+            yield from entry.versions or ()
+
+    # --- multipart uploads ------------------------------------------------------------------------
+
+    def multipart(self, key: str) -> MultipartSet:
+        """The multipart uploads of `key` live in the key's set, like the object they become."""
+        return MultipartSet(self.set_for(key))
+
+    async def list_multipart_uploads(self, bucket: str, prefix: str) -> list[Upload]:
+        """Every upload in progress in `bucket` under `prefix`, sorted by key, then upload id."""
+        await self.head_bucket(bucket)
+        loop = asyncio.get_running_loop()
+        found = await asyncio.gather(
+            *(loop.run_in_executor(s.executor, MultipartSet(s).scan_uploads, bucket) for s in self.sets)
+        )
+        uploads = [u for group in found for u in group if u.key.startswith(prefix)]
+        return sorted(uploads, key=lambda u: (u.key.encode(), u.upload_id))
+
+    def upload_janitor(self, expiry_s: float, interval: float) -> UploadJanitor:
+        return UploadJanitor(self.sets, expiry_s, interval)
 
     # --- listing --------------------------------------------------------------------------------
 

@@ -123,6 +123,7 @@ class Drive(Protocol):
     def sys_list(self, reldir: str) -> list[str]: ...
     def sys_delete(self, relpath: str) -> None: ...
     def sys_delete_tree(self, reldir: str) -> None: ...
+    def sys_remove_empty_dir(self, reldir: str) -> None: ...
     def sys_link(self, src: str, dst: str) -> None: ...
     def sys_move(self, src: str, dst: str) -> None: ...
 
@@ -651,6 +652,19 @@ class LocalDrive:
             except FileNotFoundError:
                 return
             shutil.rmtree(grave, ignore_errors=True)
+
+        self._call(run)
+
+    def sys_remove_empty_dir(self, reldir: str) -> None:
+        """Remove a directory of the system area if it is empty; a missing or non-empty one is left."""
+        def run() -> None:
+            try:
+                os.rmdir(os.path.join(self._sys, reldir))
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
 
         self._call(run)
 

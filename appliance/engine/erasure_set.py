@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import heapq
 import itertools
@@ -23,7 +24,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from appliance.engine import bitrot, metadata
 from appliance.engine.codec import BLOCK_SIZE, codec_for
@@ -72,6 +73,14 @@ def _guard(fn: Callable[[Drive], R], drive: Drive) -> R | BaseException:
         return fn(drive)
     except Exception as exc:  # one drive's failure is a result, reduced against the quorum later
         return exc
+
+
+class LatestIsDeleteMarker(ObjectNotFound):
+    """The key's latest version is a delete marker (S3: 404 NoSuchKey carrying the marker's headers)."""
+
+    def __init__(self, bucket: str, key: str, version_id: str) -> None:
+        super().__init__(bucket, key)
+        self.version_id = version_id
 
 
 @dataclass
@@ -194,7 +203,10 @@ class ErasureSet:
 
     # --- write ------------------------------------------------------------------------------------
 
-    async def put_object(self, bucket: str, key: str, body: AsyncIterator[bytes], opts: PutOptions) -> ObjectInfo:
+    async def put_object(
+        self, bucket: str, key: str, body: AsyncIterator[bytes], opts: PutOptions, *, versioned: bool = False
+    ) -> ObjectInfo:
+        """Store a new version: a fresh UUID version id when `versioned`, else the "null" version (replaced)."""
         key_to_path(key)  # refuse unstorable names before reading the body
         k, m = self.layout(opts.parity)
         wq = write_quorum(k, m)
@@ -214,7 +226,7 @@ class ErasureSet:
             etag = upload.md5.hexdigest()
             data_dir = None if inline is not None else DATA_DIR_PREFIX + uuid.uuid4().hex
             version = ObjectVersion(
-                version_id=NULL_VERSION,
+                version_id=str(uuid.uuid4()) if versioned else NULL_VERSION,
                 deleted=False,
                 mod_time_ns=time.time_ns(),
                 size=upload.size,
@@ -228,14 +240,14 @@ class ErasureSet:
                 data_dir=data_dir,
                 inline=None,
             )
-            await self._commit(bucket, key, version, inline, upload.temp_id if data_dir else None,
+            await self.commit_version(bucket, key, version, inline, upload.temp_id if data_dir else None,
                                upload.failures(), wq, opts)
             return ObjectInfo.from_version(bucket, key, version)
         except BaseException:
             await upload.abort()
             raise
 
-    async def _commit(
+    async def commit_version(
         self,
         bucket: str,
         key: str,
@@ -326,7 +338,7 @@ class ErasureSet:
         if held < k:
             raise ReadQuorumUnavailable(f"{bucket}/{key}: {held} drives hold it, {k} needed")
         if view.version.deleted and version_id is None:
-            raise ObjectNotFound(bucket, key)
+            raise LatestIsDeleteMarker(bucket, key, view.version.version_id)
         if view.degraded:
             self.on_degraded(bucket, key)
         return view
@@ -396,6 +408,89 @@ class ErasureSet:
                 self.on_degraded(bucket, key)
             return removed
 
+    # --- versions -------------------------------------------------------------------------------
+
+    async def add_delete_marker(self, bucket: str, key: str, *, versioned: bool) -> ObjectInfo:
+        """Make a delete marker the latest version: a UUID one when `versioned`, else the "null" one
+        (which replaces the null version, object or marker, and frees its data)."""
+        key_to_path(key)
+        marker = ObjectVersion(
+            version_id=str(uuid.uuid4()) if versioned else NULL_VERSION, deleted=True, mod_time_ns=time.time_ns()
+        )
+        await self.commit_version(bucket, key, marker, None, None, [None] * self.n, self.quorums()[1], PutOptions())
+        return ObjectInfo.from_version(bucket, key, marker)
+
+    async def update_version(
+        self, bucket: str, key: str, version_id: str | None, change: Callable[[ObjectVersion], None]
+    ) -> ObjectInfo:
+        """Change one version's metadata in place (tags), without rewriting its data.
+
+        `change` mutates a drive's copy of the version (the latest one when `version_id` is None; it
+        may be a delete marker, which `change` may refuse by raising) and must be deterministic: it
+        runs once per drive holding the quorum copy. The new metadata must reach the version's write
+        quorum, else the drives that took it get their old metadata back and the call fails.
+        """
+        key_to_path(key)
+        async with self.locker.lock(bucket, key):
+            old_raw = await self.fanout(lambda d: d.read_meta(bucket, key))
+            metas = decode_metas(old_raw)
+            view = choose_version(metas, version_id, 1 if self.n == 1 else self.n - self.n // 2, bucket, key)
+            erasure = view.version.erasure
+            wq = write_quorum(erasure.k, erasure.m) if erasure else self.quorums()[1]
+            blobs: list[bytes | None] = []
+            for meta, holder in zip(metas, view.holders, strict=True):
+                if holder is None or not isinstance(meta, ObjectMeta):
+                    blobs.append(None)
+                    continue
+                change(holder)
+                blobs.append(metadata.encode(meta))
+
+            def write_one(i: int) -> Callable[[Drive], None]:
+                def run(d: Drive) -> None:
+                    blob = blobs[i]
+                    if blob is None:
+                        raise FileNotFoundOnDrive(f"{bucket}/{key}: no current copy of the version")
+                    d.write_meta(bucket, key, blob)
+
+                return run
+
+            results = await asyncio.gather(
+                *(self.run(lambda i=i: _guard(write_one(i), self.drives[i])) for i in range(self.n))  # type: ignore[misc]
+            )
+            try:
+                reduce_quorum_errors(results, wq, for_write=True)
+            except BaseException:
+                await self._rollback(bucket, key, results, old_raw, None)
+                raise
+            if any(isinstance(r, BaseException) for r in results):
+                self.on_degraded(bucket, key)
+            updated = next(h for h in view.holders if h is not None)
+            return ObjectInfo.from_version(bucket, key, updated)
+
+    def iter_versions(self, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[KeyVersions]:
+        """Sorted keys of this set with every quorum-agreed version, newest first (blocking: run it
+        on a worker thread). In a non-recursive walk a common prefix comes with `versions` None."""
+        quorum = self.n - self.n // 2 if self.n > 1 else 1
+        for key, group in self._walk_groups(bucket, prefix, marker, recursive):
+            if group[0].meta is None:
+                if len(group) >= quorum:
+                    yield KeyVersions(key, None)
+                continue
+            metas: list[ObjectMeta] = []
+            for entry in group:
+                with contextlib.suppress(FileCorrupt):
+                    metas.append(metadata.decode(entry.meta or b""))
+            versions = _resolve_versions(bucket, key, metas, quorum)
+            if versions:
+                yield KeyVersions(key, versions)
+
+    async def key_versions(self, bucket: str, key: str) -> list[ObjectInfo]:
+        """Every quorum-agreed version of one key, newest first (empty when the key has none)."""
+        key_to_path(key)
+        metas = await self.read_metas(bucket, key)
+        quorum = self.n - self.n // 2 if self.n > 1 else 1
+        return _resolve_versions(bucket, key, [m for m in metas if isinstance(m, ObjectMeta)], quorum)
+
     # --- list -----------------------------------------------------------------------------------
 
     def iter_entries(self, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[ListEntry]:
@@ -404,6 +499,20 @@ class ErasureSet:
         Every drive's walk is merged; a key is listed when at least a read quorum of drives agree
         on its latest version, a common prefix when at least a read quorum hold something under it.
         """
+        quorum = self.n - self.n // 2 if self.n > 1 else 1
+        for key, group in self._walk_groups(bucket, prefix, marker, recursive):
+            if group[0].meta is None:
+                if len(group) >= quorum:
+                    yield ListEntry(key, None)
+                continue
+            entry = _resolve_listing(bucket, key, group, self.n)
+            if entry is not None:
+                yield entry
+
+    def _walk_groups(
+        self, bucket: str, prefix: str, marker: str, recursive: bool
+    ) -> Iterator[tuple[str, list[WalkEntry]]]:
+        """Every drive's walk merged in key order: each key with the entries of the drives holding it."""
         walks: list[Iterator[WalkEntry]] = []
         errors: list[BaseException] = []
         for drive in self.drives:
@@ -424,14 +533,7 @@ class ErasureSet:
             raise ReadQuorumUnavailable(f"only {len(walks)} of {self.n} drives can list {bucket}")
         merged = heapq.merge(*walks, key=lambda e: e.key.encode())
         for key, group_iter in itertools.groupby(merged, key=lambda e: e.key):
-            group = list(group_iter)
-            if group[0].meta is None:
-                if len(group) >= quorum:
-                    yield ListEntry(key, None)
-                continue
-            entry = _resolve_listing(bucket, key, group, self.n)
-            if entry is not None:
-                yield entry
+            yield key, list(group_iter)
 
 
 def tolerant_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive: bool) -> Iterator[WalkEntry]:
@@ -454,6 +556,41 @@ def tolerant_walk(drive: Drive, bucket: str, prefix: str, marker: str, recursive
 def _close_all(readers: Sequence[ShardReader]) -> None:
     for reader in readers:
         reader.close()
+
+
+class KeyVersions(NamedTuple):
+    """One key of a version listing with its versions newest first, or a common prefix (None)."""
+
+    key: str
+    versions: list[ObjectInfo] | None
+
+
+def _resolve_versions(bucket: str, key: str, metas: Sequence[ObjectMeta], quorum: int) -> list[ObjectInfo]:
+    """The versions of a key that enough drives agree on, newest first; the first is the latest.
+
+    A version counts when at least `quorum` drives (and at least its data-shard count) hold
+    identical copies; of two copies of one version id (a metadata change that missed a drive) the
+    one more drives hold wins.
+    """
+    counts: Counter[bytes] = Counter()
+    sample: dict[bytes, ObjectVersion] = {}
+    order: dict[bytes, int] = {}
+    for meta in metas:
+        for pos, v in enumerate(meta.versions):
+            sig = metadata.version_signature(v)
+            counts[sig] += 1
+            sample.setdefault(sig, v)
+            order[sig] = min(order.get(sig, pos), pos)
+    best: dict[str, bytes] = {}
+    for sig, count in counts.items():
+        v = sample[sig]
+        if count < max(quorum, v.erasure.k if v.erasure else 1):
+            continue
+        current = best.get(v.version_id)
+        if current is None or counts[current] < count:
+            best[v.version_id] = sig
+    chosen = sorted(best.values(), key=lambda sig: (-sample[sig].mod_time_ns, order[sig]))
+    return [ObjectInfo.from_version(bucket, key, sample[sig], is_latest=i == 0) for i, sig in enumerate(chosen)]
 
 
 def _resolve_listing(bucket: str, key: str, group: list[WalkEntry], n: int) -> ListEntry | None:
@@ -494,7 +631,8 @@ def _check_alive(items: Sequence[object], quorum: int) -> None:
 
 def version_for_drive(version: ObjectVersion, i: int, inline: bytes | None) -> ObjectVersion:
     """The copy of `version` that drive i stores: its own fragment index and inline shard."""
-    assert version.erasure is not None
+    if version.erasure is None:  # a delete marker: every drive holds the same copy
+        return version
     erasure = ErasureInfo(
         k=version.erasure.k,
         m=version.erasure.m,
@@ -535,11 +673,15 @@ class _ShardUpload:
     MD5 (the ETag) of block i runs on one thread while block i is encoded on another (hashlib
     releases the GIL), and the drive writes of block i overlap the receiving and encoding of
     block i+1; at most two blocks are in memory. An object that ends within its first block and
-    whose framed fragment fits `INLINE_LIMIT` never touches a shard file.
+    whose framed fragment fits `INLINE_LIMIT` never touches a shard file, unless `inline_allowed`
+    is False (a multipart upload's part always gets its shard files, possibly empty).
     """
 
-    def __init__(self, eset: ErasureSet, k: int, m: int, dist: list[int], wq: int) -> None:
+    def __init__(
+        self, eset: ErasureSet, k: int, m: int, dist: list[int], wq: int, *, inline_allowed: bool = True
+    ) -> None:
         self.eset = eset
+        self.inline_allowed = inline_allowed
         self.codec = codec_for(k, m)
         self.dist = dist
         self.wq = wq
@@ -602,7 +744,11 @@ class _ShardUpload:
     async def finish(self, tail: bytes) -> list[bytes] | None:
         """Write the last (partial) block and flush; returns the inline shards of a small object."""
         inline: list[bytes] | None = None
-        if self.writers is None:
+        if self.writers is None and not self.inline_allowed:
+            await self._open()
+            if tail:
+                await self._queue_write(await self._encode(tail))
+        elif self.writers is None:
             if not tail:
                 inline = [b""] * self.eset.n
             else:
@@ -660,6 +806,32 @@ class _ShardUpload:
             await self.eset.fanout(lambda d: d.abort_temp(self.temp_id))
 
 
+def part_sizes(version: ObjectVersion) -> list[int]:
+    """Size of each part file of a version, in file order (part.1 first).
+
+    A multipart object has one shard file per part, each cut into its own blocks (so the last block
+    of every part may be short); any other object is one part of the whole size.
+    """
+    sizes = [p.size for p in version.parts]
+    if not sizes or sum(sizes) != version.size:
+        return [version.size]
+    return sizes
+
+
+def block_plan(sizes: Sequence[int], block_size: int, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """(part number, block index in the part, part size, lo, hi) of every block overlapping
+    bytes start..end (inclusive) of the object; lo:hi is the slice of the block to return."""
+    base = 0
+    for number, size in enumerate(sizes, start=1):
+        p_start, p_end = max(start, base), min(end, base + size - 1)
+        if size and p_start <= p_end:
+            for b in range((p_start - base) // block_size, (p_end - base) // block_size + 1):
+                b_base = base + b * block_size
+                b_len = min(block_size, size - b * block_size)
+                yield number, b, size, max(p_start, b_base) - b_base, min(p_end, b_base + b_len - 1) - b_base + 1
+        base += size
+
+
 class _BlockStream:
     """Reads the blocks of one version from its holders, verifying every frame, using parity on failure."""
 
@@ -677,7 +849,9 @@ class _BlockStream:
             key=lambda i: (view.holders[i].erasure.index >= self.erasure.k, i),  # type: ignore[union-attr]
         )
         self.holders = view.holders
+        # Readers of one part file per drive; reading the next part closes the previous part's.
         self.readers: dict[int, ShardReader] = {}
+        self.reader_part = 0
         self.bad: set[int] = set()
         self.degraded = view.degraded
 
@@ -685,20 +859,19 @@ class _BlockStream:
         size = self.version.size
         if size == 0 or end < start:
             return
-        bs = self.erasure.block_size
-        first, last = start // bs, end // bs
         try:
             if self.version.inline is not None or self.version.data_dir is None:
                 block = await self.eset.run(self._inline_block)
                 yield block[start : end + 1]
                 return
-            nxt = asyncio.ensure_future(self.eset.run(lambda: self._read_block(first)))
-            for b in range(first, last + 1):
+            plan = block_plan(part_sizes(self.version), self.erasure.block_size, start, end)
+            step = next(plan, None)
+            nxt = self._prefetch(step)
+            while step is not None and nxt is not None:
                 block = await nxt
-                if b < last:
-                    nxt = asyncio.ensure_future(self.eset.run(lambda b=b: self._read_block(b + 1)))  # type: ignore[misc]
-                lo = start - b * bs if b == first else 0
-                hi = end - b * bs + 1 if b == last else len(block)
+                lo, hi = step[3], step[4]
+                step = next(plan, None)
+                nxt = self._prefetch(step)
                 yield block[lo:hi] if (lo, hi) != (0, len(block)) else block
         finally:
             if self.readers:
@@ -722,9 +895,19 @@ class _BlockStream:
                 return self.codec.decode(fragments, self.version.size)
         raise ReadQuorumUnavailable(f"{self.bucket}/{self.key}: only {len(fragments)} intact shards")
 
-    def _read_block(self, b: int) -> bytes:
+    def _prefetch(self, step: tuple[int, int, int, int, int] | None) -> asyncio.Future[bytes] | None:
+        if step is None:
+            return None
+        return asyncio.ensure_future(self.eset.run(functools.partial(self._read_block, step[0], step[1], step[2])))
+
+    def _read_block(self, part: int, b: int, size: int) -> bytes:
+        """Block `b` of part file `part` (of `size` bytes)."""
         e = self.erasure
-        size = self.version.size
+        if part != self.reader_part:
+            readers = list(self.readers.values())
+            self.readers.clear()
+            _close_all(readers)
+            self.reader_part = part
         offset = bitrot.block_offset(b, e.k, e.m, e.block_size)
         length = bitrot.block_frame_len(b, size, e.k, e.m, e.block_size)
         block_len = min(e.block_size, size - b * e.block_size)
@@ -737,7 +920,7 @@ class _BlockStream:
             try:
                 reader = self.readers.get(i)
                 if reader is None:
-                    reader = self.eset.drives[i].open_shard(self.bucket, self.key, holder.data_dir)
+                    reader = self.eset.drives[i].open_shard(self.bucket, self.key, holder.data_dir, part)
                     self.readers[i] = reader
                 framed = reader.read_at(offset, length)
                 fragments[holder.erasure.index] = bitrot.unframe(framed, e.algorithm)
@@ -750,4 +933,6 @@ class _BlockStream:
                 except FileCorrupt:
                     self.bad.update(self.order)
                     break
-        raise ReadQuorumUnavailable(f"{self.bucket}/{self.key}: block {b} has {len(fragments)} intact shards, {e.k} needed")
+        raise ReadQuorumUnavailable(
+            f"{self.bucket}/{self.key}: block {b} of part {part} has {len(fragments)} intact shards, {e.k} needed"
+        )

@@ -85,6 +85,25 @@ class CodecSelfTestFailed(EngineError):
     """The erasure codec produced output that differs from the golden vectors."""
 
 
+# --- multipart uploads ---
+
+
+class UploadNotFound(EngineError):
+    def __init__(self, bucket: str, key: str, upload_id: str) -> None:
+        super().__init__(f"no upload {upload_id} of {bucket}/{key}")
+        self.bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+
+
+class InvalidPart(EngineError):
+    """A completed part was never uploaded, or its ETag (or checksum) differs from the uploaded one."""
+
+
+class PartTooSmall(EngineError):
+    """A part other than the last is smaller than `MIN_PART_SIZE`."""
+
+
 # --- drive-level errors (one drive's answer; reduced against a quorum) ---
 
 

@@ -91,6 +91,10 @@ class FaultyDrive:
         self._gate("stat_volume")
         return self.inner.stat_volume(bucket)
 
+    def write_volume_meta(self, bucket: str, meta: bytes) -> None:
+        self._gate("write_volume_meta")
+        self.inner.write_volume_meta(bucket, meta)
+
     def list_volumes(self) -> list[tuple[str, bytes]]:
         self._gate("list_volumes")
         return self.inner.list_volumes()
@@ -108,9 +112,9 @@ class FaultyDrive:
         self._gate("delete_meta")
         self.inner.delete_meta(bucket, key)
 
-    def create_shard_writer(self, temp_id: str) -> ShardWriter:
+    def create_shard_writer(self, temp_id: str, part: int = 1) -> ShardWriter:
         self._gate("create_shard_writer")
-        return self.inner.create_shard_writer(temp_id)
+        return self.inner.create_shard_writer(temp_id, part)
 
     def abort_temp(self, temp_id: str) -> None:
         self.inner.abort_temp(temp_id)
@@ -119,9 +123,9 @@ class FaultyDrive:
         self._gate("commit")
         self.inner.commit(bucket, key, meta, temp_id, data_dir)
 
-    def open_shard(self, bucket: str, key: str, data_dir: str) -> ShardReader:
+    def open_shard(self, bucket: str, key: str, data_dir: str, part: int = 1) -> ShardReader:
         self._gate("open_shard")
-        reader = self.inner.open_shard(bucket, key, data_dir)
+        reader = self.inner.open_shard(bucket, key, data_dir, part)
         return _CorruptingReader(reader) if self.plan.corrupt_reads else reader
 
     def list_data_dirs(self, bucket: str, key: str) -> list[str]:
@@ -151,3 +155,19 @@ class FaultyDrive:
     def sys_delete(self, relpath: str) -> None:
         self._gate("sys_delete")
         self.inner.sys_delete(relpath)
+
+    def sys_delete_tree(self, reldir: str) -> None:
+        self._gate("sys_delete_tree")
+        self.inner.sys_delete_tree(reldir)
+
+    def sys_remove_empty_dir(self, reldir: str) -> None:
+        self._gate("sys_remove_empty_dir")
+        self.inner.sys_remove_empty_dir(reldir)
+
+    def sys_link(self, src: str, dst: str) -> None:
+        self._gate("sys_link")
+        self.inner.sys_link(src, dst)
+
+    def sys_move(self, src: str, dst: str) -> None:
+        self._gate("sys_move")
+        self.inner.sys_move(src, dst)

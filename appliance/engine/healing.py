@@ -33,12 +33,13 @@ import xxhash
 
 from appliance.engine import bitrot, metadata
 from appliance.engine.codec import codec_for
-from appliance.engine.drive import Drive, WalkEntry
+from appliance.engine.drive import Drive, ShardReader, WalkEntry
 from appliance.engine.erasure_set import (
     ErasureSet,
     ReadView,
     choose_version,
     decode_metas,
+    part_sizes,
     tolerant_walk,
     version_for_drive,
 )
@@ -58,6 +59,7 @@ log = logging.getLogger("cairn.heal")
 
 QUEUE_DIR = "heal/queue"
 DRIVE_HEAL_MARKER = "heal/drive-heal.json"
+MAX_RETRY_DELAY = 300.0
 
 
 @dataclass
@@ -125,7 +127,7 @@ def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
             if not reachable[i]:
                 continue
             holder = view.holders[i]
-            if holder is None or not _shards_intact(eset.drives[i], bucket, key, holder):
+            if holder is None or not shards_intact(eset.drives[i], bucket, key, holder):
                 rebuild.setdefault(pos, []).append(i)
 
     targets: list[ObjectMeta | None] = []
@@ -171,6 +173,10 @@ def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
                     eset.drives[i].remove_data_dirs(bucket, key, extra)
         except DriveError as exc:
             failures.append(f"{eset.drives[i].endpoint}: {exc}")
+    offline = [eset.drives[i].endpoint for i in range(eset.n) if not reachable[i]]
+    if offline:
+        # Those drives may still miss this object: it is not fully redundant until they are checked.
+        failures.append(f"not checked on offline drives {', '.join(offline)}")
     if failures:
         return HealResult(bucket, key, "failed", len(healed_drives), written, "; ".join(failures))
     if not kept and healed_drives:
@@ -190,7 +196,7 @@ def _same_meta(current: ObjectMeta | BaseException, target: ObjectMeta) -> bool:
     )
 
 
-def _shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion) -> bool:
+def shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion) -> bool:
     """Deep check: every frame of the drive's shard of `v` is present and matches its hash."""
     e = v.erasure
     assert e is not None
@@ -199,16 +205,16 @@ def _shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion) -> boo
             if v.size:
                 bitrot.unframe(v.inline or b"", e.algorithm)
             return True
-        reader = drive.open_shard(bucket, key, v.data_dir)
-        try:
-            blocks = -(-v.size // e.block_size)
-            for b in range(blocks):
-                off = bitrot.block_offset(b, e.k, e.m, e.block_size)
-                length = bitrot.block_frame_len(b, v.size, e.k, e.m, e.block_size)
-                bitrot.unframe(reader.read_at(off, length), e.algorithm)
-            return True
-        finally:
-            reader.close()
+        for part, size in enumerate(part_sizes(v), start=1):
+            reader = drive.open_shard(bucket, key, v.data_dir, part)
+            try:
+                for b in range(-(-size // e.block_size)):
+                    off = bitrot.block_offset(b, e.k, e.m, e.block_size)
+                    length = bitrot.block_frame_len(b, size, e.k, e.m, e.block_size)
+                    bitrot.unframe(reader.read_at(off, length), e.algorithm)
+            finally:
+                reader.close()
+        return True
     except (DriveError, OSError):
         return False
 
@@ -246,39 +252,43 @@ def _rebuild_version(
         return total
 
     temp_id = uuid.uuid4().hex
-    writers = {i: eset.drives[i].create_shard_writer(temp_id) for i in drives}
-    readers = {}
+    readers: dict[int, ShardReader] = {}
     bad: set[int] = set()
     total = 0
     try:
-        blocks = -(-v.size // e.block_size)
-        for b in range(blocks):
-            off = bitrot.block_offset(b, e.k, e.m, e.block_size)
-            length = bitrot.block_frame_len(b, v.size, e.k, e.m, e.block_size)
-            fragments = {}
-            for i in sources:
-                if i in bad:
-                    continue
-                holder = view.holders[i]
-                assert holder is not None and holder.erasure is not None and holder.data_dir is not None
-                try:
-                    if i not in readers:
-                        readers[i] = eset.drives[i].open_shard(bucket, key, holder.data_dir)
-                    fragments[holder.erasure.index] = bitrot.unframe(readers[i].read_at(off, length), e.algorithm)
-                except (DriveError, OSError):
-                    bad.add(i)
-                    continue
-                if len(fragments) == e.k:
-                    break
-            if len(fragments) < e.k:
-                raise ReadQuorumUnavailable(f"{bucket}/{key}: block {b} has {len(fragments)} intact shards")
-            rebuilt = codec.reconstruct(fragments, sorted(set(missing.values())))
-            for i, w in writers.items():
-                frames = bitrot.frame(rebuilt[missing[i]], e.algorithm)
-                w.write(frames)
-                total += sum(len(f) for f in frames)
-        for w in writers.values():
-            w.close()
+        # One shard file per part (a multipart object has several), each rebuilt block by block.
+        for part, size in enumerate(part_sizes(v), start=1):
+            writers = {i: eset.drives[i].create_shard_writer(temp_id, part) for i in drives}
+            for r in readers.values():
+                r.close()
+            readers.clear()
+            for b in range(-(-size // e.block_size)):
+                off = bitrot.block_offset(b, e.k, e.m, e.block_size)
+                length = bitrot.block_frame_len(b, size, e.k, e.m, e.block_size)
+                fragments = {}
+                for i in sources:
+                    if i in bad:
+                        continue
+                    holder = view.holders[i]
+                    assert holder is not None and holder.erasure is not None and holder.data_dir is not None
+                    try:
+                        if i not in readers:
+                            readers[i] = eset.drives[i].open_shard(bucket, key, holder.data_dir, part)
+                        fragments[holder.erasure.index] = bitrot.unframe(readers[i].read_at(off, length), e.algorithm)
+                    except (DriveError, OSError):
+                        bad.add(i)
+                        continue
+                    if len(fragments) == e.k:
+                        break
+                if len(fragments) < e.k:
+                    raise ReadQuorumUnavailable(f"{bucket}/{key}: block {b} of part {part} has {len(fragments)} intact shards")
+                rebuilt = codec.reconstruct(fragments, sorted(set(missing.values())))
+                for i, w in writers.items():
+                    frames = bitrot.frame(rebuilt[missing[i]], e.algorithm)
+                    w.write(frames)
+                    total += sum(len(f) for f in frames)
+            for w in writers.values():
+                w.close()
         for i in drives:
             meta = targets[i]
             assert meta is not None
@@ -454,6 +464,7 @@ class Healer:
         self._leader_path = os.path.join(lock_dir, "healer.lock")
         self._leader_fd: int | None = None
         self.progress = HealProgress()
+        self._retry: dict[tuple[str, str], tuple[float, float]] = {}
 
     def _is_leader(self) -> bool:
         if self._leader_fd is None:
@@ -471,11 +482,21 @@ class Healer:
         handled = 0
         loop = asyncio.get_running_loop()
         for eset, queue in zip(self.sets, self.queues, strict=True):
+            now = time.monotonic()
             for bucket, key in await loop.run_in_executor(eset.executor, queue.pending):
+                retry = self._retry.get((bucket, key))
+                if retry is not None and retry[0] > now:
+                    continue
                 result = await heal_object(eset, bucket, key)
                 handled += 1
                 self._count(result)
-                if result.status != "failed" or "bucket" in result.detail:
+                if result.status == "failed":
+                    # Back off (doubling up to MAX_RETRY_DELAY) so a long-dead drive does not keep the
+                    # healer re-reading every queued object every pass.
+                    delay = min(MAX_RETRY_DELAY, 2 * retry[1]) if retry else self.interval
+                    self._retry[(bucket, key)] = (now + delay, delay)
+                else:
+                    self._retry.pop((bucket, key), None)
                     queue.done(bucket, key)
             handled += await self._heal_fresh_drives(eset)
         return handled

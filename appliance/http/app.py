@@ -69,8 +69,13 @@ class S3App:
         loop = asyncio.get_running_loop()
         self.node = await loop.run_in_executor(None, open_node, self.config)
         loop.set_default_executor(self.node.executor)
-        self._tasks.append(asyncio.create_task(self.node.healer.run_forever()))
+        if self.config.debug_disable_heal:
+            log.warning("CAIRN_DEBUG_DISABLE_HEAL is set: background healing and scanning are OFF (test only)")
+        else:
+            self._tasks.append(asyncio.create_task(self.node.healer.run_forever()))
+            self._tasks.append(asyncio.create_task(self.node.scanner.run_forever()))
         self._tasks.append(asyncio.create_task(self.node.monitor.run_forever()))
+        self._tasks.append(asyncio.create_task(self.node.janitor.run_forever()))
         self._admin = create_admin_app(self._node, self.lookup_secret, self.config.region, self.config.root_user)
         log.info("worker %d ready", os.getpid())
 

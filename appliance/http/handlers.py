@@ -17,11 +17,14 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
+from appliance.cluster.bucket_meta import VERSIONING_ENABLED
+from appliance.engine.erasure_set import LatestIsDeleteMarker
 from appliance.engine.errors import ObjectNotFound
 from appliance.engine.objects import BodyDigest, ObjectInfo, PutOptions
+from appliance.http import bucket_config, multipart, objects_extra
 from appliance.http.context import RequestContext, Response
 from appliance.s3 import checksums, conditions, endpoints, ranges, xml
-from appliance.s3.errors import S3Error, from_exception
+from appliance.s3.errors import S3Error
 
 MAX_PUT_SIZE = 5 * 1024**3
 MAX_USER_META = 2048
@@ -191,6 +194,9 @@ def _put_options(ctx: RequestContext) -> PutOptions:
     parity = parity_for_storage_class(ctx, storage_class)
     if storage_class and storage_class != "STANDARD":
         system_meta[STORAGE_CLASS_KEY] = storage_class
+    tags = objects_extra.tags_from_header(headers)
+    if tags:
+        system_meta[objects_extra.TAGGING_KEY] = tags
     return PutOptions(
         content_type=headers.get("content-type") or "binary/octet-stream",
         user_meta=user_meta,
@@ -226,10 +232,12 @@ async def put_object(ctx: RequestContext, ep: endpoints.PutObject) -> Response:
         except ObjectNotFound:
             current = None
         precondition(current)
-    else:
-        await layer(ctx).head_bucket(ep.bucket)
-    info = await layer(ctx).put_object(ep.bucket, ep.key, ctx.body(), opts)
+    cfg = await bucket_config.config(ctx, ep.bucket)
+    info = await layer(ctx).put_object(ep.bucket, ep.key, ctx.body(), opts,
+                                       versioned=cfg.versioning == VERSIONING_ENABLED)
     headers = [("etag", f'"{info.etag}"')]
+    if info.version_id != "null":
+        headers.append(("x-amz-version-id", info.version_id))
     if ctx.checksum:
         headers.append((f"x-amz-checksum-{ctx.checksum[0].lower()}", ctx.checksum[1]))
     return Response(200, headers)
@@ -269,11 +277,18 @@ async def head_object(ctx: RequestContext, ep: endpoints.HeadObject) -> Response
 
 
 async def _read_object(ctx: RequestContext, ep: Any, *, with_body: bool) -> Response:
-    info, view = await layer(ctx).open_object(ep.bucket, ep.key, ep.version_id)
+    try:
+        info, view = await layer(ctx).open_object(ep.bucket, ep.key, ep.version_id)
+    except LatestIsDeleteMarker as exc:
+        return objects_extra.latest_marker_response(ctx, exc)
+    if info.delete_marker:
+        return objects_extra.marker_version_response(ctx, info, http_date(info.last_modified))
     conditions.check_read_conditions(ctx.headers, etag=info.etag, last_modified=info.last_modified)
     checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
     headers = object_headers(info, checksum_mode=checksum_mode)
     headers = _apply_overrides(headers, getattr(ep, "response_overrides", {}) or {})
+    if with_body and objects_extra.tag_count(info):
+        headers.append(("x-amz-tagging-count", str(objects_extra.tag_count(info))))
     size = info.size
     byte_range = ranges.parse_range(ctx.headers.get("range"))
     status = 200
@@ -288,40 +303,6 @@ async def _read_object(ctx: RequestContext, ep: Any, *, with_body: bool) -> Resp
     if not with_body or length == 0:
         return Response(status, headers, b"")
     return Response(status, headers, layer(ctx).stream_object(ep.bucket, ep.key, view, start, end))
-
-
-async def delete_object(ctx: RequestContext, ep: endpoints.DeleteObject) -> Response:
-    await layer(ctx).head_bucket(ep.bucket)
-    await layer(ctx).delete_object(ep.bucket, ep.key, ep.version_id)
-    return Response(204)
-
-
-async def delete_objects(ctx: RequestContext, ep: endpoints.DeleteObjects) -> Response:
-    body = await ctx.read_all()
-    md5_expected = checksums.content_md5_expected(ctx.headers)
-    if md5_expected is not None and hashlib.md5(body).digest() != md5_expected:
-        raise S3Error("BadDigest")
-    quiet, targets = xml.parse_delete_objects(body)
-    await layer(ctx).head_bucket(ep.bucket)
-    deleted = []
-    errors = []
-    for key, version_id in targets:
-        try:
-            await layer(ctx).delete_object(ep.bucket, key, version_id)
-            if not quiet:
-                deleted.append((key, version_id, False, None))
-        except Exception as exc:
-            err = from_exception(exc)
-            errors.append((key, version_id, err.code, err.message))
-    return Response(200, [("content-type", "application/xml")], xml.delete_result(deleted, errors))
-
-
-async def cors_preflight(ctx: RequestContext, ep: endpoints.CorsPreflight) -> Response:
-    await layer(ctx).head_bucket(ep.bucket)
-    # No bucket has a CORS configuration yet (PutBucketCors comes with the next API issue).
-    raise S3Error("AccessForbidden", "CORSResponse: This CORS request is not allowed. This is usually because the "
-                  "evalution of Origin, request method / Access-Control-Request-Method or "
-                  "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.", status=403)
 
 
 async def not_implemented(ctx: RequestContext, ep: Any) -> Response:
@@ -339,12 +320,15 @@ HANDLERS: dict[type, Handler] = {
     endpoints.PutObject: put_object,
     endpoints.GetObject: get_object,
     endpoints.HeadObject: head_object,
-    endpoints.DeleteObject: delete_object,
-    endpoints.DeleteObjects: delete_objects,
-    endpoints.CorsPreflight: cors_preflight,
+    **bucket_config.HANDLERS,
+    **objects_extra.HANDLERS,
+    **multipart.HANDLERS,  # multipart uploads, and GetObject / HeadObject of one part
 }
 
 
 async def dispatch(ctx: RequestContext, endpoint: Any) -> Response:
     handler = HANDLERS.get(type(endpoint), not_implemented)
-    return await handler(ctx, endpoint)
+    response = await handler(ctx, endpoint)
+    if "origin" in ctx.headers and not isinstance(endpoint, endpoints.CorsPreflight):
+        response.headers.extend(await bucket_config.cors_headers(ctx, endpoint.bucket))
+    return response

@@ -241,6 +241,9 @@ DOMAIN_ERRORS: dict[type[BaseException], DomainMapping] = {
         "NoSuchVersion", None, (("key", "Key"), ("version_id", "VersionId"))
     ),
     engine.KeyTooLong: DomainMapping("KeyTooLongError", None),
+    engine.UploadNotFound: DomainMapping("NoSuchUpload", None, (("upload_id", "UploadId"),)),
+    engine.InvalidPart: DomainMapping("InvalidPart", None),
+    engine.PartTooSmall: DomainMapping("EntityTooSmall", None),
     engine.InvalidObjectName: DomainMapping(
         "InvalidArgument",
         "Object name is not valid: it must be non-empty and each '/'-separated segment at most 255 bytes.",
