@@ -101,10 +101,8 @@ def create_admin_app(
     async def heal(bucket: str = "", prefix: str = "", _: str = Depends(require_root)) -> StreamingResponse:
         n = node()
         if bucket:
-            info = await n.layer.head_bucket(bucket)
-            buckets = [(info.name, json.dumps({"created_ns": info.created_ns}).encode())]
-        else:
-            buckets = [(b.name, json.dumps({"created_ns": b.created_ns}).encode()) for b in await n.layer.list_buckets()]
+            await n.layer.head_bucket(bucket)
+        buckets = await n.layer.bucket_configs(bucket or None)
 
         async def lines() -> AsyncIterator[bytes]:
             started = time.monotonic()

@@ -121,7 +121,7 @@ def open_node(config: ServerConfig) -> Node:
         esets.append(eset)
         queues.append(queue)
     layer = ObjectLayer(esets, boot.deployment_id)
-    healer = Healer(esets, queues, layer.list_buckets, lock_dir_for(config, boot.deployment_id),
+    healer = Healer(esets, queues, layer.bucket_configs, lock_dir_for(config, boot.deployment_id),
                     interval=config.heal_interval)
     monitor = DriveMonitor(esets, boot.deployment_id, boot.layout)
     scanner = Scanner(esets, queues, healer, layer.list_buckets, lock_dir_for(config, boot.deployment_id),

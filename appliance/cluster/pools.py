@@ -267,6 +267,11 @@ class ObjectLayer:
         uploads = [u for group in found for u in group if u.key.startswith(prefix)]
         return sorted(uploads, key=lambda u: (u.key.encode(), u.upload_id))
 
+    async def bucket_configs(self, only: str | None = None) -> list[tuple[str, bytes]]:
+        """(name, current configuration bytes) of every bucket, or of `only`: what healing copies."""
+        names = [only] if only else [b.name for b in await self.list_buckets()]
+        return [(name, (await self.bucket_meta.get(name)).encode()) for name in names]
+
     def upload_janitor(self, expiry_s: float, interval: float) -> UploadJanitor:
         return UploadJanitor(self.sets, expiry_s, interval)
 

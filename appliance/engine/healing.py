@@ -26,7 +26,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 import msgpack
 import xxhash
@@ -51,6 +50,7 @@ from appliance.engine.errors import (
     ObjectNotFound,
     ReadQuorumUnavailable,
     VersionNotFound,
+    VolumeExists,
     VolumeNotFound,
 )
 from appliance.engine.metadata import ObjectMeta, ObjectVersion
@@ -318,9 +318,23 @@ def _replace_version(meta: ObjectMeta | None, v: ObjectVersion) -> None:
 
 
 async def heal_bucket(eset: ErasureSet, bucket: str, meta: bytes) -> int:
-    """Create the bucket directory on drives of the set that lack it; returns how many were created."""
-    results = await eset.fanout(lambda d: d.make_volume(bucket, meta))
-    return sum(1 for r in results if r is None)
+    """Create the bucket on drives of the set that lack it and bring older copies of its configuration
+    (`meta`, the quorum's current one) up to date; returns how many drives were repaired."""
+    created = await eset.fanout(lambda d: d.make_volume(bucket, meta))
+    holders = [d for d, r in zip(eset.drives, created, strict=True) if isinstance(r, VolumeExists)]
+    copies = await eset.fanout(lambda d: d.stat_volume(bucket), holders)
+    stale = [d for d, c in zip(holders, copies, strict=True) if isinstance(c, bytes) and _stamp(c) < _stamp(meta)]
+    fixed = await eset.fanout(lambda d: d.write_volume_meta(bucket, meta), stale)
+    return sum(1 for r in created if r is None) + sum(1 for r in fixed if r is None)
+
+
+def _stamp(meta: bytes) -> int:
+    """The `updated_ns` stamp of a bucket configuration (JSON, owned by cluster.bucket_meta)."""
+    try:
+        doc = json.loads(meta)
+        return int(doc.get("updated_ns", 0))
+    except (ValueError, TypeError, AttributeError):
+        return -1
 
 
 # --- queue of objects to heal (most recent failures) -------------------------------------------
@@ -453,13 +467,13 @@ class Healer:
         self,
         sets: list[ErasureSet],
         queues: list[HealQueue],
-        list_buckets: Callable[[], Awaitable[list[Any]]],
+        bucket_configs: Callable[[], Awaitable[list[tuple[str, bytes]]]],
         lock_dir: str,
         interval: float = 5.0,
     ) -> None:
         self.sets = sets
         self.queues = queues
-        self.list_buckets = list_buckets
+        self.bucket_configs = bucket_configs
         self.interval = interval
         self._leader_path = os.path.join(lock_dir, "healer.lock")
         self._leader_fd: int | None = None
@@ -523,7 +537,7 @@ class Healer:
                 continue
         if not fresh:
             return 0
-        buckets = await self._buckets()
+        buckets = await self.bucket_configs()
         handled = 0
         failed = 0
         async for result in heal_tree(await plan_heal([eset], buckets, "")):
@@ -536,10 +550,6 @@ class Healer:
                     await loop.run_in_executor(eset.executor, d.sys_delete, DRIVE_HEAL_MARKER)
                 log.info("drive %s is fully healed", d.endpoint)
         return handled
-
-    async def _buckets(self) -> list[tuple[str, bytes]]:
-        infos = await self.list_buckets()
-        return [(b.name, json.dumps({"created_ns": b.created_ns}).encode()) for b in infos]
 
     async def run_forever(self) -> None:
         while True:

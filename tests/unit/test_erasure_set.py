@@ -26,7 +26,7 @@ from appliance.engine.errors import (
     WriteQuorumUnavailable,
 )
 from appliance.engine.faulty import FaultPlan, FaultyDrive
-from appliance.engine.healing import heal_object
+from appliance.engine.healing import heal_bucket, heal_object
 from appliance.engine.locks import NamespaceLocker
 from appliance.engine.objects import PutOptions
 
@@ -246,5 +246,21 @@ def test_offline_drive_is_not_queued_as_degraded_meta(tmp_path: Path) -> None:
         h.degraded.clear()
         await h.eset.get_object_info("b", "k")
         assert h.degraded == []
+
+    run(go())
+
+
+def test_heal_bucket_recreates_and_updates_configuration(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    current = b'{"created_ns": 1, "updated_ns": 5, "versioning": "Enabled"}'
+
+    async def go() -> None:
+        for d in h.faulty[:2]:
+            d.write_volume_meta("b", current)
+        shutil.rmtree(os.path.join(h.faulty[3].endpoint, "b"))
+        repaired = await heal_bucket(h.eset, "b", current)
+        assert repaired == 2  # drive 2's stale copy rewritten, drive 3's bucket recreated
+        for d in h.faulty:
+            assert d.stat_volume("b") == current
 
     run(go())
