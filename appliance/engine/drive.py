@@ -433,9 +433,10 @@ class LocalDrive:
             raise
 
     def _committer(self) -> GroupCommitter:
-        if self._group is None:
-            self._group = GroupCommitter.for_path(self.root)
-        return self._group
+        group = self._group
+        if group is None or group.retired:
+            group = self._group = GroupCommitter.for_path(self.root)
+        return group
 
     def write_meta(self, bucket: str, key: str, meta: bytes) -> None:
         def run() -> None:

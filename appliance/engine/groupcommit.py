@@ -45,6 +45,7 @@ class GroupCommitter:
         self._thread = threading.Thread(target=self._loop, name=f"cairn-commit-{path}", daemon=True)
         self._thread.start()
         self.batches = 0
+        self.retired = False
         self.items = 0
 
     @classmethod
@@ -55,6 +56,15 @@ class GroupCommitter:
             if committer is None:
                 committer = cls._registry[dev] = cls(path)
             return committer
+
+    def _retire(self) -> None:
+        """Forget this committer after a failed flush: its filesystem is gone or failing, and a new
+        disk in the same bay may get the same device number."""
+        self.retired = True
+        with self._registry_lock:
+            for dev, committer in list(self._registry.items()):
+                if committer is self:
+                    del self._registry[dev]
 
     def commit(self, apply: Callable[[], None]) -> None:
         item = _Item(apply)
@@ -87,6 +97,7 @@ class GroupCommitter:
         except OSError as exc:
             for item in batch:
                 item.error = item.error or exc
+            self._retire()
         finally:
             for item in batch:
                 item.done.set()

@@ -43,6 +43,9 @@ class DriveMonitor:
                 return None
             if not blank:
                 return None
+            # A fresh object: the old one may hold handles (its group committer's directory fd) on
+            # the dead filesystem that this blank one replaced.
+            candidate = LocalDrive(candidate.endpoint)
             candidate.write_format(DriveFormat(self.deployment_id, expected, self.layout).to_bytes())
             candidate.clean_temp()
             mark_for_drive_heal(candidate)

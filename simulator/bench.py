@@ -1,0 +1,94 @@
+"""Healing rate of a replaced drive against the raw sequential write speed of the same drive image.
+
+Contract: `heal_benchmark(workdir, ...)` builds a 4-drive cluster (parity 2, scanner unthrottled),
+fills it with objects, measures the raw sequential write speed of drive 0's loop-mounted XFS image
+(1 MiB writes, then fdatasync; the median of three runs), replaces drive 0 by a blank filesystem
+and times the healer rebuilding it, watching the drive itself, then checks every rebuilt shard.
+It returns both rates in MB/s (10^6 bytes) and their ratio: the number docs/benchmarks.md records
+(goal: healing at least 50% of raw).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from appliance.engine.drive import SYS_DIR
+from appliance.engine.healing import DRIVE_HEAL_MARKER
+from simulator.cluster import BUCKET, Cluster
+from simulator.waiting import wait_for
+from simulator.workload import body
+
+
+@dataclass
+class HealBenchmark:
+    raw_write_mb_s: float
+    heal_mb_s: float
+    heal_end_to_end_mb_s: float
+    ratio: float
+    healed_bytes: int
+    heal_seconds: float
+    detect_seconds: float
+    objects: int
+    object_size: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def raw_write_speed(mountpoint: Path, total: int) -> float:
+    """Sequential write of `total` bytes in 1 MiB writes plus fdatasync; bytes per second."""
+    path = mountpoint / ".sim-bench"
+    chunk = os.urandom(2**20)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        started = time.perf_counter()
+        for _ in range(total // len(chunk)):
+            os.write(fd, chunk)
+        os.fdatasync(fd)
+        elapsed = time.perf_counter() - started
+    finally:
+        os.close(fd)
+        path.unlink()
+    return total / elapsed
+
+
+def heal_benchmark(workdir: Path, objects: int = 96, object_size: int = 8 * 2**20) -> HealBenchmark:
+    cluster = Cluster(workdir, drives=4, parity=2, size_mb=2048)
+    try:
+        cluster.create()
+        client = cluster.client(timeout=120)
+        keys = [f"bench/{i:04d}" for i in range(objects)]
+        for key in keys:
+            client.put_object(Bucket=BUCKET, Key=key, Body=body(1, key, object_size))
+        drive = cluster.drives[0]
+        # The host disk under the images is noisy (writeback of the objects just written): take the median.
+        raw = statistics.median(raw_write_speed(drive.mnt, 256 * 2**20) for _ in range(3))
+        drive.replace()
+        replaced = time.perf_counter()
+        marker = drive.mnt / SYS_DIR / DRIVE_HEAL_MARKER
+        bucket_dir = drive.mnt / BUCKET
+        # Watched on the drive itself, every 20 ms: the monitor formats the blank drive and leaves the
+        # heal marker; the healer's first object appears; the marker goes once the drive is whole.
+        wait_for(marker.exists, 60, "the monitor to format the replaced drive", interval=0.02)
+        wait_for(lambda: bucket_dir.is_dir() and any(bucket_dir.iterdir()), 60, "healing to start", interval=0.02)
+        started = time.perf_counter()
+        wait_for(lambda: not marker.exists(), 600, "the replaced drive to heal", interval=0.02)
+        finished = time.perf_counter()
+        problems = cluster.missing_copies(keys, [0])
+        if problems:
+            raise AssertionError(f"healed drive does not verify: {problems[:3]}")
+        healed = sum(p.stat().st_size for p in drive.files("part.1"))
+        heal_seconds = finished - started
+        return HealBenchmark(
+            raw_write_mb_s=raw / 1e6, heal_mb_s=healed / heal_seconds / 1e6,
+            heal_end_to_end_mb_s=healed / (finished - replaced) / 1e6,
+            ratio=(healed / heal_seconds) / raw, healed_bytes=healed, heal_seconds=heal_seconds,
+            detect_seconds=started - replaced, objects=objects, object_size=object_size,
+        )
+    finally:
+        cluster.destroy()

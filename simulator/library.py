@@ -1,0 +1,149 @@
+"""The scenario library: the matrix of drives x parity x faults, generated as plain data.
+
+Contract: every function returns scenario documents (dicts, exactly what a YAML file holds), which
+`scenario.parse_scenario` checks like any hand-written file. `ci_library()` is the size that runs
+in the test suite (4 drives where that suffices, small objects) and is also stored as
+`scenarios/ci.yaml`; `long_library()` is the full matrix for sets of 4, 8 and 16 drives at every
+parity: 0 to parity+1 failed drives, mixed faults, SIGKILL under load, a drive failing during
+healing, a replaced drive healing under client writes, bitrot, slow and flaky drives, a frozen
+node, and the broken-engine check.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+Doc = dict[str, Any]
+HEAL_WITHIN = 60
+
+
+def _workload(objects: int, big: bool) -> Doc:
+    sizes = ["1KiB", "96KiB", "300KiB", "2MiB"] if not big else ["4KiB", "256KiB", "3MiB", "9MiB"]
+    return {"objects": objects, "sizes": sizes, "seed": 7}
+
+
+def _write_tolerance(n: int, p: int) -> int:
+    k = n - p
+    return n - (k + 1 if k == p and p > 0 else k)
+
+
+def _healed() -> Doc:
+    return {"expect": {"healed_within": HEAL_WITHIN, "redundancy": "restored"}}
+
+
+def failures(n: int, p: int, f: int, big: bool = False) -> Doc:
+    """f drives go missing at once, then come back: within parity nothing fails, beyond it only cleanly."""
+    lost = list(range(f))
+    steps: list[Doc] = []
+    if f:
+        steps.append({"fault": "missing", "drives": lost})
+    steps.append({"expect": {"reads": "succeed" if f <= p else "fail",
+                             "writes": "succeed" if f <= _write_tolerance(n, p) else "fail"}})
+    if f:
+        steps += [{"recover": "missing", "drives": lost}, {"expect": {"reads": "succeed", "writes": "succeed"}}]
+    steps.append(_healed())
+    return {"name": f"n{n}-p{p}-missing-{f}", "drives": n, "parity": p, "workload": _workload(12, big),
+            "description": f"{f} of {n} drives missing at once with parity {p}, then put back.", "steps": steps}
+
+
+def mixed(n: int, p: int, big: bool = False) -> Doc:
+    """Different faults on `p` drives at once: dead, bitrot, full, read-only, truncated, lost metadata."""
+    kinds = ["dead", "bitrot", "full", "readonly", "truncate", "meta_delete", "meta_corrupt", "full"]
+    chosen = [(kinds[i % len(kinds)], i) for i in range(p)]
+    steps: list[Doc] = [{"fault": kind, "drives": [slot]} for kind, slot in chosen]
+    steps.append({"expect": {"reads": "auto", "writes": "auto"}})
+    for kind, slot in chosen:
+        if kind == "dead":
+            steps.append({"replace": [slot]})
+        elif kind in ("full", "readonly"):
+            steps.append({"recover": kind, "drives": [slot]})
+    steps += [{"expect": {"reads": "succeed", "writes": "succeed"}}, _healed()]
+    return {"name": f"n{n}-p{p}-mixed", "drives": n, "parity": p, "workload": _workload(12, big),
+            "description": "Mixed faults on as many drives as parity allows: " + ", ".join(k for k, _ in chosen),
+            "steps": steps}
+
+
+def crash_under_load(n: int, p: int, big: bool = False) -> Doc:
+    return {"name": f"n{n}-p{p}-sigkill-under-load", "drives": n, "parity": p, "workload": _workload(8, big),
+            "description": "The server is SIGKILLed twice while clients write; every acknowledged write "
+                           "must survive.",
+            "steps": [{"load": {"seconds": 8, "writers": 2, "readers": 1, "sigkill_at": [2.5, 5.5]}},
+                      {"expect": {"reads": "succeed", "writes": "succeed"}}, _healed()]}
+
+
+def fail_during_heal(n: int, p: int, big: bool = False) -> Doc:
+    return {"name": f"n{n}-p{p}-fail-during-heal", "drives": n, "parity": p, "workload": _workload(24, True),
+            "description": "A drive is replaced; while it heals, another drive dies.",
+            "steps": [{"replace": [0]}, {"wait_healing_started": 30}, {"fault": "dead", "drives": [1]},
+                      {"expect": {"reads": "succeed"}}, {"replace": [1]},
+                      {"expect": {"reads": "succeed", "writes": "succeed"}}, _healed()]}
+
+
+def replace_under_load(n: int, p: int, big: bool = False) -> Doc:
+    return {"name": f"n{n}-p{p}-replace-under-load", "drives": n, "parity": p, "workload": _workload(16, big),
+            "description": "A drive is replaced by a blank one and heals while clients keep writing and reading.",
+            "steps": [{"load": {"seconds": 12, "writers": 2, "readers": 1, "background": True}},
+                      {"replace": [0]}, {"expect": {"healed_within": HEAL_WITHIN}}, {"wait_load": True},
+                      _healed()]}
+
+
+def damage(n: int, p: int, big: bool = False) -> Doc:
+    """Bitrot, truncation and metadata loss on objects nobody reads: the scanner must find them."""
+    kinds = ["bitrot", "truncate", "meta_delete", "meta_corrupt"]
+    chosen = [(kinds[i % len(kinds)], i) for i in range(p)]
+    return {"name": f"n{n}-p{p}-bitrot-scanner", "drives": n, "parity": p, "workload": _workload(12, big),
+            "description": "Shards and metadata damaged on disk (" + ", ".join(k for k, _ in chosen)
+                           + "); no client reads them, so the background scanner must find and heal them.",
+            "steps": [*({"fault": kind, "drives": [slot]} for kind, slot in chosen), _healed(),
+                      {"expect": {"reads": "succeed"}}]}
+
+
+def slow_and_flaky(n: int, p: int, big: bool = False) -> Doc:
+    return {"name": f"n{n}-p{p}-slow-flaky", "drives": n, "parity": p, "fuse": [n - 1],
+            "workload": _workload(8, big),
+            "description": "One drive behind a FUSE passthrough becomes slow (latency), then flaky (EIO on "
+                           "half the reads).",
+            "steps": [{"fault": "slow", "drives": [n - 1], "latency": 0.02},
+                      {"expect": {"reads": "succeed", "writes": "succeed"}},
+                      {"recover": "slow", "drives": [n - 1]},
+                      {"fault": "flaky", "drives": [n - 1], "eio": 0.5, "ops": ["read"]},
+                      {"expect": {"reads": "succeed"}},
+                      {"recover": "flaky", "drives": [n - 1]}, _healed()]}
+
+
+def frozen_node(n: int, p: int, big: bool = False) -> Doc:
+    return {"name": f"n{n}-p{p}-sigstop", "drives": n, "parity": p, "workload": _workload(6, big),
+            "description": "The server is frozen (SIGSTOP): clients time out cleanly; after SIGCONT all is there.",
+            "steps": [{"node": "sigstop"}, {"expect": {"reads": "fail", "writes": "fail"}}, {"node": "sigcont"},
+                      {"expect": {"reads": "succeed", "writes": "succeed"}}]}
+
+
+def broken_engine(n: int, p: int) -> Doc:
+    return {"name": f"n{n}-p{p}-broken-engine", "drives": n, "parity": p, "broken_engine": True,
+            "workload": _workload(8, False),
+            "description": "Healing disabled (CAIRN_DEBUG_DISABLE_HEAL=1): a replaced drive never heals. "
+                           "This scenario passes only if the simulator flags it.",
+            "steps": [{"replace": [0]}, {"expect": {"healed_within": 20, "redundancy": "restored"}}]}
+
+
+def ci_library() -> list[Doc]:
+    docs = [failures(4, p, f) for p in range(3) for f in range(p + 2)]
+    docs += [failures(8, 4, 4), failures(8, 4, 5)]
+    docs += [mixed(4, 2), crash_under_load(4, 2), fail_during_heal(4, 2), replace_under_load(4, 2),
+             damage(4, 2), slow_and_flaky(4, 2), frozen_node(4, 2), broken_engine(4, 2)]
+    return docs
+
+
+def long_library() -> list[Doc]:
+    docs: list[Doc] = []
+    for n in (4, 8, 16):
+        for p in range(n // 2 + 1):
+            docs += [failures(n, p, f, big=True) for f in range(p + 2)]
+            if p:
+                docs += [mixed(n, p, True), damage(n, p, True), crash_under_load(n, p, True),
+                         replace_under_load(n, p, True)]
+            if p >= 2:
+                docs.append(fail_during_heal(n, p, True))
+        docs += [slow_and_flaky(n, n // 4), frozen_node(n, n // 4)]
+    docs.append(broken_engine(4, 2))
+    return docs

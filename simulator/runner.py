@@ -1,0 +1,312 @@
+"""Run one scenario against a fresh cluster and judge it.
+
+Contract: `run_scenario(scenario, workdir)` builds a cluster for the scenario, writes the
+workload, executes the steps in order, checks the invariants after every step, and always tears
+down what it built (drives, mounts, processes). It returns a `ScenarioResult`: pass/fail, every
+violation with the step it came from, the timeline of faults, client samples and healing progress.
+A scenario marked `broken_engine` runs with healing disabled and passes only if the simulator
+caught that (at least one violation): the proof that the simulator can see a broken engine.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from simulator import support
+from simulator.cluster import Cluster
+from simulator.invariants import FaultState, Outcome, check_expectation, check_reads
+from simulator.scenario import DESTRUCTIVE, Scenario, Step
+from simulator.waiting import poll_until
+from simulator.workload import Ledger, Load, Recorder, read_all, read_one, write_objects
+
+SETTLE = 20.0  # seconds a recovered cluster gets to notice drives coming back before reads must succeed
+
+
+@dataclass
+class ScenarioResult:
+    scenario: Scenario
+    passed: bool = False
+    violations: list[str] = field(default_factory=list)
+    skipped: str = ""
+    seconds: float = 0.0
+    heal_seconds: list[float] = field(default_factory=list)
+    recorder: Recorder = field(default_factory=Recorder)
+    objects: int = 0
+
+    @property
+    def verdict(self) -> str:
+        if self.skipped:
+            return "SKIPPED"
+        return "PASS" if self.passed else "FAIL"
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, workdir: Path) -> None:
+        self.s = scenario
+        self.cluster = Cluster(workdir, scenario.drives, scenario.parity, scenario.fuse,
+                               disable_heal=scenario.broken_engine)
+        self.result = ScenarioResult(scenario)
+        self.rec = self.result.recorder
+        self.ledger = Ledger()
+        self.state = FaultState(scenario.drives, scenario.parity, scenario.write_tolerance)
+        self.rng = random.Random(scenario.workload.seed)
+        self.load: Load | None = None
+        self.touched: set[int] = set()  # slots faulted or replaced: the ones healing must restore
+        self._sampling = threading.Event()
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def violation(self, step: str, text: str) -> None:
+        self.result.violations.append(f"[{step}] {text}")
+        self.rec.event("VIOLATION", f"{step}: {text}")
+
+    def _sample_heal(self) -> None:
+        while not self._sampling.wait(0.5):
+            if not self.cluster.running() or self.cluster.stopped:
+                continue
+            doc = self.cluster.heal_status()
+            if doc is not None:
+                with self.rec.lock:
+                    self.rec.heal.append((self.rec.now(), int(doc.get("bytes_written", 0)),
+                                          int(doc.get("objects_healed", 0))))
+
+    def read_back(self, step: str, settle: float) -> list[Outcome]:
+        """Read every acknowledged object; within tolerance, retry failures for up to `settle` s."""
+        client = self.cluster.client()
+        outcomes = read_all(client, self.ledger, self.rec)
+        if self.state.reads_within_tolerance() and any(o.status == "error" for o in outcomes):
+            deadline = time.monotonic() + settle
+            by_key = {w.key: w for w in self.ledger.items()}
+            while time.monotonic() < deadline and any(o.status == "error" for o in outcomes):
+                time.sleep(0.5)
+                outcomes = [read_one(client, by_key[o.key]) if o.status == "error" else o for o in outcomes]
+        return outcomes
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> ScenarioResult:
+        problems = support.missing(fuse=bool(self.s.fuse))
+        if problems:
+            self.result.skipped = "; ".join(problems)
+            return self.result
+        started = time.monotonic()
+        sampler = threading.Thread(target=self._sample_heal, daemon=True)
+        try:
+            self.rec.event("setup", f"{self.s.drives} drives, parity {self.s.parity}"
+                                    + (", healing DISABLED (broken engine)" if self.s.broken_engine else ""))
+            self.cluster.create()
+            self.rec.t0 = time.monotonic()
+            sampler.start()
+            w = self.s.workload
+            for o in write_objects(self.cluster.client(), w.seed, self.ledger, w.objects, w.sizes, "base", self.rec):
+                if o.status != "ok":
+                    self.violation("workload", f"initial write failed on a healthy cluster: {o.key}: {o.detail}")
+            self.rec.event("workload", f"{len(self.ledger.keys())} objects written")
+            for i, step in enumerate(self.s.steps):
+                label = f"step {i + 1}: {step.describe()}"
+                self.rec.event("step", step.describe())
+                try:
+                    self.execute(step, label)
+                except Exception as exc:
+                    self.violation(label, f"could not run: {type(exc).__name__}: {exc}")
+                    break
+                self.check_invariants(label)
+            if self.load is not None:
+                self.load.stop()
+                self.result.violations += self.load.violations
+        except Exception as exc:
+            self.violation("setup", f"{type(exc).__name__}: {exc}\n{self.cluster.log_tail(20)}")
+        finally:
+            self._sampling.set()
+            if self.load is not None:
+                self.load.stop()
+            self.cluster.destroy()
+            self.result.seconds = time.monotonic() - started
+            self.result.objects = len(self.ledger.keys())
+        caught = bool(self.result.violations)
+        self.result.passed = caught if self.s.broken_engine else not caught
+        return self.result
+
+    def check_invariants(self, label: str) -> None:
+        if self.state.node != "up":
+            return  # a frozen or dead node answers nothing; the step's own expectation covers it
+        for v in check_reads(self.state, self.read_back(label, SETTLE)):
+            self.violation(label, v)
+
+    def execute(self, step: Step, label: str) -> None:
+        drives = [self.cluster.drives[i] for i in step.drives]
+        if step.action == "fault":
+            for slot, d in zip(step.drives, drives, strict=True):
+                self._inject(step, d.index)
+                self.state.add(slot, step.kind)
+                self.touched.add(slot)
+        elif step.action == "recover":
+            for slot, d in zip(step.drives, drives, strict=True):
+                self._recover(step.kind, d.index)
+                self.state.remove(slot, {step.kind})
+        elif step.action == "replace":
+            for slot, d in zip(step.drives, drives, strict=True):
+                d.replace()
+                self.state.remove(slot, set(self.state.active.get(slot, set())))
+                self.state.add(slot, "replaced")
+                self.touched.add(slot)
+        elif step.action == "node":
+            self._node(step.kind)
+        elif step.action == "load":
+            self._load(step)
+        elif step.action == "wait_load":
+            if self.load is not None:
+                self.load.join()
+                self.result.violations += self.load.violations
+                self.load = None
+        elif step.action == "wait_healing_started":
+            if poll_until(self._healing_started, step.seconds) is None:
+                self.violation(label, f"healing did not start within {step.seconds:g} s")
+        elif step.action == "expect":
+            self._expect(step, label)
+
+    def _inject(self, step: Step, slot: int) -> None:
+        d = self.cluster.drives[slot]
+        kind = step.kind
+        if kind == "dead":
+            d.shutdown()
+        elif kind == "missing":
+            d.remove()
+        elif kind == "full":
+            d.fill()
+        elif kind == "readonly":
+            d.read_only()
+        elif kind in ("slow", "flaky"):
+            d.set_fuse_faults(latency=step.latency, eio=step.eio, ops=tuple(step.ops))
+        else:
+            hit = d.damage(kind, step.count, self.rng)
+            self.rec.event("fault", f"{kind}: {len(hit)} files on drive {slot}")
+
+    def _recover(self, kind: str, slot: int) -> None:
+        d = self.cluster.drives[slot]
+        if kind == "dead":
+            d.revive()
+        elif kind == "missing":
+            d.reinsert()
+        elif kind == "full":
+            d.unfill()
+        elif kind == "readonly":
+            d.read_write()
+        else:  # slow, flaky (the parser refuses to "recover" damage: that is healing's job)
+            d.set_fuse_faults()
+
+    def _node(self, action: str) -> None:
+        if action == "sigkill":
+            self.cluster.kill()
+            self.state.node = "down"
+        elif action == "sigstop":
+            self.cluster.signal(signal.SIGSTOP)
+            self.state.node = "stopped"
+        elif action == "sigcont":
+            self.cluster.signal(signal.SIGCONT)
+            self.state.node = "up"
+        else:
+            self.cluster.restart()
+            self.state.node = "up"
+
+    def _load(self, step: Step) -> None:
+        load = Load(self.cluster.client, self.s.workload.seed, self.ledger, self.s.workload.sizes, self.rec,
+                    step.seconds, step.writers, step.readers)
+        load.start()
+        if step.background:
+            self.load = load
+            return
+        began = time.monotonic()
+        for at in step.sigkill_at:
+            time.sleep(max(began + at - time.monotonic(), 0))
+            self.rec.event("node", f"SIGKILL under load at {at:g} s")
+            self.cluster.kill()
+            self.cluster.start()
+            self.rec.event("node", "restarted")
+        load.join()
+        self.result.violations += load.violations
+
+    def _healing_started(self) -> bool:
+        doc = self.cluster.heal_status()
+        return bool(doc and (doc.get("bytes_written", 0) > 0 or doc.get("healing_drives")))
+
+    def _expect(self, step: Step, label: str) -> None:
+        if step.reads:
+            expected = self.state.resolve(step.reads, reads=True)
+            if self.state.node == "stopped":
+                outcomes = [read_one(self.cluster.client(timeout=2), w) for w in self.ledger.items()[:1]]
+            else:
+                outcomes = self.read_back(label, SETTLE if expected == "succeed" else 0)
+            for v in check_expectation("reads", expected, outcomes):
+                self.violation(label, v)
+        if step.writes:
+            expected = self.state.resolve(step.writes, reads=False)
+            for v in check_expectation("writes", expected, self._probe_writes(expected)):
+                self.violation(label, v)
+        if step.healed_within:
+            self._expect_healed(step.healed_within, label)
+        if step.redundancy:
+            self._expect_redundancy(label)
+
+    def _probe_writes(self, expected: str) -> list[Outcome]:
+        """One new object of each workload size; when success is expected, a failed write is retried
+        (as a new object) for up to SETTLE s, the time a recovered drive takes to be noticed."""
+        client = self.cluster.client(timeout=2 if self.state.node == "stopped" else 20)
+        sizes = sorted(set(self.s.workload.sizes))
+        if self.state.node == "stopped":
+            sizes = sizes[:1]  # each write to a frozen node costs a full client timeout
+        w = self.s.workload
+        outcomes = write_objects(client, w.seed, self.ledger, len(sizes), sizes, "probe", self.rec)
+        deadline = time.monotonic() + (SETTLE if expected == "succeed" else 0)
+        while any(o.status == "error" for o in outcomes) and time.monotonic() < deadline:
+            time.sleep(0.5)
+            retry = [sizes[i] for i, o in enumerate(outcomes) if o.status == "error"]
+            again = iter(write_objects(client, w.seed, self.ledger, len(retry), retry, "probe", self.rec))
+            outcomes = [next(again) if o.status == "error" else o for o in outcomes]
+        return outcomes
+
+    def _reachable_slots(self) -> list[int]:
+        return [i for i in range(self.s.drives) if not (self.state.active.get(i, set()) - DESTRUCTIVE)]
+
+    def _expect_healed(self, within: float, label: str) -> None:
+        began = time.monotonic()
+        slots = self._reachable_slots()
+        done = poll_until(lambda: not self.cluster.missing_copies(self.ledger.keys(), slots), within, 0.5)
+        if done is None:
+            left = self.cluster.missing_copies(self.ledger.keys(), slots)
+            self.violation(label, f"healing did not complete within {within:g} s: {len(left)} copies missing "
+                                  f"or corrupt (first: {left[0] if left else '?'})")
+            return
+        took = time.monotonic() - began
+        self.result.heal_seconds.append(took)
+        self.rec.event("healed", f"every copy on drives {slots} verifies ({took:.1f} s)")
+        self.state.healed()
+
+    def _expect_redundancy(self, label: str) -> None:
+        summary = self.cluster.admin_heal()
+        self.rec.event("admin-heal", f"cairn admin heal: {summary}")
+        if summary["healed"] or summary["failed"] or summary["purged"]:
+            self.violation(label, f"`cairn admin heal` still found work: healed {summary['healed']}, "
+                                  f"purged {summary['purged']}, failed {summary['failed']} of {summary['scanned']}")
+        # Take `parity` other drives away: every object must now come from the healed drives too.
+        others = [i for i in range(self.s.drives) if i not in self.touched and i not in self.s.fuse]
+        others = others[: self.s.parity]
+        if not others or self.state.active:
+            return
+        self.rec.event("verify", f"drives {others} removed to read from the healed drives")
+        for i in others:
+            self.cluster.drives[i].remove()
+            self.state.add(i, "missing")
+        try:
+            outcomes = self.read_back(label, SETTLE)
+            for v in check_expectation("reads with the other drives removed", "succeed", outcomes):
+                self.violation(label, v)
+        finally:
+            for i in others:
+                self.cluster.drives[i].reinsert()
+                self.state.remove(i, {"missing"})
