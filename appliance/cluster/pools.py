@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from appliance.cluster.bucket_meta import VERSIONING_ENABLED, VERSIONING_SUSPENDED, BucketMetaStore
 from appliance.cluster.placement import set_index
@@ -75,6 +76,33 @@ def _bucket_meta(data: bytes) -> int:
 def _check_bucket_name(bucket: str) -> None:
     if not bucket or "/" in bucket or bucket.startswith(".") or bucket in ("..", "."):
         raise InvalidBucketName(bucket)
+
+
+K = TypeVar("K", ListEntry, KeyVersions)
+
+
+def group_by_delimiter(
+    streams: list[Iterator[K]], prefix: str, delimiter: str, marker: str, skip_prefix: str
+) -> Iterator[K | str]:
+    """Merge the sets' sorted streams and fold keys that hold `delimiter` after `prefix` into one
+    common prefix (a str), skipping everything under `skip_prefix` (the previous page's last prefix)."""
+    merged = heapq.merge(*streams, key=lambda e: e.key.encode()) if len(streams) > 1 else streams[0]
+    last = None
+    for entry in merged:
+        key = entry.key
+        if key == last or (skip_prefix and key.startswith(skip_prefix)):
+            continue
+        if delimiter:
+            cut = key.find(delimiter, len(prefix))
+            if cut >= 0:
+                common = key[: cut + len(delimiter)]
+                skip_prefix = common
+                if common != last and common.encode() > marker.encode():
+                    last = common
+                    yield common
+                continue
+        last = key
+        yield entry
 
 
 class ObjectLayer:
@@ -231,25 +259,11 @@ class ObjectLayer:
         recursive = delimiter != "/"
         skip_prefix = marker if delimiter and marker.endswith(delimiter) else ""
         streams = [s.iter_versions(bucket, prefix, marker, recursive) for s in self.sets]
-        merged: Iterator[KeyVersions] = (
-            heapq.merge(*streams, key=lambda e: e.key.encode()) if len(streams) > 1 else streams[0]
-        )
-        last = None
-        for entry in merged:
-            key = entry.key
-            if key == last or (skip_prefix and key.startswith(skip_prefix)):
-                continue
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    skip_prefix = common
-                    if common != last and common.encode() > marker.encode():
-                        last = common
-                        yield common
-                    continue
-            last = key
-            yield from entry.versions or ()
+        for entry in group_by_delimiter(streams, prefix, delimiter, marker, skip_prefix):
+            if isinstance(entry, str):
+                yield entry
+            else:
+                yield from entry.versions or ()
 
     # --- multipart uploads ------------------------------------------------------------------------
 
@@ -309,23 +323,8 @@ class ObjectLayer:
     ) -> Iterator[ListEntry]:
         recursive = delimiter != "/"
         streams = [s.iter_entries(bucket, prefix, marker, recursive) for s in self.sets]
-        merged = heapq.merge(*streams, key=lambda e: e.key.encode()) if len(streams) > 1 else streams[0]
-        last = None
-        for entry in merged:
-            key = entry.key
-            if key == last or (skip_prefix and key.startswith(skip_prefix)):
-                continue
-            if delimiter:
-                cut = key.find(delimiter, len(prefix))
-                if cut >= 0:
-                    common = key[: cut + len(delimiter)]
-                    skip_prefix = common
-                    if common != last and common.encode() > marker.encode():
-                        last = common
-                        yield ListEntry(common, None)
-                    continue
-            last = key
-            yield entry
+        for entry in group_by_delimiter(streams, prefix, delimiter, marker, skip_prefix):
+            yield ListEntry(entry, None) if isinstance(entry, str) else entry
 
     # --- capacity -------------------------------------------------------------------------------
 

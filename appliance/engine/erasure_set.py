@@ -195,6 +195,16 @@ class ErasureSet:
         k, m = self.layout(parity)
         return read_quorum(k, m), write_quorum(k, m)
 
+    def read_metas_sync(self, bucket: str, key: str) -> list[ObjectMeta | BaseException]:
+        """Every drive's decoded metadata of `key`, one drive after another (for worker threads)."""
+        raw: list[bytes | BaseException] = []
+        for d in self.drives:
+            try:
+                raw.append(d.read_meta(bucket, key))
+            except Exception as exc:
+                raw.append(exc)
+        return decode_metas(raw)
+
     async def read_metas(self, bucket: str, key: str) -> list[ObjectMeta | BaseException]:
         return decode_metas(await self.fanout(lambda d: d.read_meta(bucket, key)))
 

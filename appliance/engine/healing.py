@@ -37,7 +37,6 @@ from appliance.engine.erasure_set import (
     ErasureSet,
     ReadView,
     choose_version,
-    decode_metas,
     part_sizes,
     tolerant_walk,
     version_for_drive,
@@ -88,13 +87,7 @@ async def heal_object(eset: ErasureSet, bucket: str, key: str) -> HealResult:
 
 
 def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
-    raw: list[bytes | BaseException] = []
-    for d in eset.drives:
-        try:
-            raw.append(d.read_meta(bucket, key))
-        except Exception as exc:
-            raw.append(exc)
-    metas = decode_metas(raw)
+    metas = eset.read_metas_sync(bucket, key)
     reachable = [not isinstance(m, DriveOffline) and not (isinstance(m, DriveError) and not isinstance(
         m, (FileNotFoundOnDrive, FileCorrupt, VolumeNotFound))) for m in metas]
     version_ids: dict[str, int] = {}

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from appliance.engine.drive import DiskInfo
-from appliance.engine.erasure_set import ErasureSet, decode_metas
+from appliance.engine.erasure_set import ErasureSet
 from appliance.engine.errors import FileCorrupt, FileNotFoundOnDrive
 from appliance.engine.healing import DRIVE_HEAL_MARKER, Healer, HealQueue, keys_on_any_drive, shards_intact
 from appliance.engine.metadata import ObjectMeta
@@ -56,13 +56,7 @@ class ObjectScan:
 
 def scan_object(eset: ErasureSet, bucket: str, key: str) -> ObjectScan:
     """Deep-verify every reachable drive's copy of one object (blocking: run it on the executor)."""
-    raw: list[bytes | BaseException] = []
-    for d in eset.drives:
-        try:
-            raw.append(d.read_meta(bucket, key))
-        except Exception as exc:
-            raw.append(exc)
-    metas = decode_metas(raw)
+    metas = eset.read_metas_sync(bucket, key)
     present = [m for m in metas if isinstance(m, ObjectMeta)]
     if not present:
         return ObjectScan(0, False)
