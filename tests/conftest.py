@@ -17,11 +17,8 @@ from tests.harness import CairnServer, S3Client, fresh_bucket_name, start_server
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
-    srv = start_server(tmp_path_factory.mktemp("server"))
-    try:
+    with start_server(tmp_path_factory.mktemp("server")) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.fixture(scope="module")

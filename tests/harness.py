@@ -231,6 +231,12 @@ class CairnServer:
             self.stop()
         self.start()
 
+    def __enter__(self) -> CairnServer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Fixture teardown: stop gracefully, or kill if that fails; never raises for a dead server."""
         if self.process is None:

@@ -243,7 +243,7 @@ async def delete_version(ctx: RequestContext, bucket: str, key: str, version_id:
 
 
 async def delete_object(ctx: RequestContext, ep: endpoints.DeleteObject) -> Response:
-    await _layer(ctx).head_bucket(ep.bucket)
+    # delete_version reads the bucket's configuration first: that read is the NoSuchBucket check.
     info = await delete_version(ctx, ep.bucket, ep.key, ep.version_id)
     headers: list[tuple[str, str]] = []
     if info is not None:

@@ -156,15 +156,7 @@ def _verify_v2(form: Mapping[str, str], lookup_secret: Callable[[str], str | Non
     provided = form["signature"]
     if not signatures_equal(sigv2.sign_string(secret, form["policy"]), provided):
         raise signature_mismatch(access_key, form["policy"], provided)
-    return AuthResult(
-        access_key=access_key,
-        payload_mode=UNSIGNED_PAYLOAD,
-        presigned=True,
-        signature=provided,
-        signing_key=b"",
-        amz_date="",
-        scope="",
-    )
+    return sigv2.v2_result(access_key, provided, presigned=True)
 
 
 def _invalid_policy(detail: str) -> S3Error:

@@ -67,6 +67,19 @@ def canonical_resource(raw_path: str, query_string: str, vhost_bucket: str | Non
     return resource
 
 
+def v2_result(access_key: str, signature: str, *, presigned: bool) -> AuthResult:
+    """What a verified V2 signature (header, query or POST form) yields: no signing key, no scope."""
+    return AuthResult(
+        access_key=access_key,
+        payload_mode=UNSIGNED_PAYLOAD,
+        presigned=presigned,
+        signature=signature,
+        signing_key=b"",
+        amz_date="",
+        scope="",
+    )
+
+
 def string_to_sign(
     method: str,
     raw_path: str,
@@ -200,12 +213,4 @@ def _authenticate_query(
     )
     if not signatures_equal(sign_string(secret, sts), provided):
         raise signature_mismatch(access_key, sts, provided)
-    return AuthResult(
-        access_key=access_key,
-        payload_mode=UNSIGNED_PAYLOAD,
-        presigned=True,
-        signature=provided,
-        signing_key=b"",
-        amz_date="",
-        scope="",
-    )
+    return v2_result(access_key, provided, presigned=True)

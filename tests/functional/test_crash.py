@@ -77,11 +77,8 @@ def kill_point_reached(writers: Writers, acks: int) -> bool:
 
 @pytest.fixture(scope="module")
 def crash_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
-    srv = start_server(tmp_path_factory.mktemp("crash"))
-    try:
+    with start_server(tmp_path_factory.mktemp("crash")) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def verify(s3: S3Client, bucket: str, states: dict[str, KeyState]) -> list[str]:

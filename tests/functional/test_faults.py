@@ -27,11 +27,8 @@ HEAD_FAILURES = {(404, "404"), (503, "503")}
 
 @pytest.fixture(scope="module")
 def fault_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
-    srv = start_server(tmp_path_factory.mktemp("faults"))
-    try:
+    with start_server(tmp_path_factory.mktemp("faults")) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @contextlib.contextmanager
@@ -191,11 +188,8 @@ def test_heal_of_one_bucket_or_prefix(tmp_path: Path, prefix: str) -> None:
 
 @pytest.fixture(scope="module")
 def quorum_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
-    srv = start_server(tmp_path_factory.mktemp("quorum"))
-    try:
+    with start_server(tmp_path_factory.mktemp("quorum")) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 @pytest.mark.parametrize("size", [1000, MiB + 3])

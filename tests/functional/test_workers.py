@@ -24,11 +24,8 @@ PUTS_PER_THREAD = 3
 
 @pytest.fixture(scope="module")
 def workers_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CairnServer]:
-    srv = start_server(tmp_path_factory.mktemp("workers"), workers=2)
-    try:
+    with start_server(tmp_path_factory.mktemp("workers"), workers=2) as srv:
         yield srv
-    finally:
-        srv.close()
 
 
 def read_winner(s3: S3Client, bucket: str, key: str, bodies: set[bytes]) -> bytes:
