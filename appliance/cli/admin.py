@@ -87,11 +87,54 @@ def info(endpoint: Endpoint) -> None:
             typer.echo(f"  {d['state']:7} {d['endpoint']}  {extra}{healing}")
 
 
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "unknown"
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+def format_heal_status(doc: dict[str, Any], now: float) -> str:
+    """The admin API's heal status document as lines a person reads (see `heal status --json`)."""
+    lines = [
+        f"queued objects:   {doc.get('queued', 0)}",
+        f"healer:           {doc.get('objects_healed', 0)} healed, {doc.get('objects_failed', 0)} failed of "
+        f"{doc.get('objects_scanned', 0)} checked; {_size(doc.get('bytes_written', 0))} written"
+        + (f", {_size(doc['bytes_per_second'])}/s now" if doc.get("bytes_per_second") else ""),
+    ]
+    scanner = doc.get("scanner")
+    if scanner:
+        lines.append(
+            f"scanner:          pass {scanner.get('passes', 0) + 1}: {scanner.get('pass_objects', 0)} objects, "
+            f"{_size(scanner.get('pass_bytes', 0))} verified ({scanner.get('objects_per_second', 0):.0f} obj/s, "
+            f"{_size(scanner.get('bytes_per_second', 0))}/s); {scanner.get('objects_queued', 0)} queued for healing "
+            f"in total; last full pass took {_duration(scanner.get('last_pass_seconds') or None)}; "
+            f"throttle {scanner.get('throttle', 0)} s/object"
+        )
+    drives = doc.get("healing_drives") or []
+    lines.append(f"drives healing:   {len(drives) if drives else 'none'}")
+    for d in drives:
+        lines.append(f"  set {d['set'] + 1} {d['endpoint']}: {_size(d['used'])} written, "
+                     f"{_size(d['remaining_bytes'])} to go, ETA {_duration(d.get('eta_seconds'))}")
+    if "updated" in doc:
+        lines.append(f"(as of {max(now - doc['updated'], 0):.0f} s ago)")
+    return "\n".join(lines)
+
+
 @admin_app.command()
 def heal(
     endpoint: Endpoint,
     target: Annotated[str, typer.Argument(help="What to heal: BUCKET or BUCKET/PREFIX (default: everything); "
                                                 "the word `status` shows background healing instead")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="With `status`: print the raw JSON document")] = False,
 ) -> None:
     """Rebuild every missing or corrupt shard and metadata copy under TARGET; exit 1 if anything failed."""
     from rich.console import Console
@@ -100,8 +143,7 @@ def heal(
     client = AdminClient(endpoint, timeout=3600)
     if target == "status":
         doc = client.get("/heal/status")
-        for name, value in doc.items():
-            typer.echo(f"{name}: {value}")
+        typer.echo(json.dumps(doc, indent=1) if as_json else format_heal_status(doc, time.time()))
         return
     bucket, _, prefix = target.partition("/")
     console = Console(stderr=True)
