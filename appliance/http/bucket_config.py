@@ -188,6 +188,19 @@ async def cors_headers(ctx: RequestContext, bucket: str) -> list[tuple[str, str]
     return [*_rule_headers(rule, origin), ("vary", CORS_VARY)]
 
 
+async def error_cors_headers(ctx: RequestContext) -> list[tuple[str, str]]:
+    """The Access-Control-* headers of an error response, as AWS adds them to a 403 or a 404 too.
+
+    A failed preflight carries none, and neither does a request that named no bucket.
+    """
+    if ctx.layer is None or isinstance(ctx.endpoint, endpoints.CorsPreflight):
+        return []
+    try:
+        return await cors_headers(ctx, getattr(ctx.endpoint, "bucket", ""))
+    except S3Error:  # a malformed bucket name: the error response itself already says so
+        return []
+
+
 # --- ListObjectVersions -------------------------------------------------------------------------
 
 

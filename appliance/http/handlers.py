@@ -21,7 +21,7 @@ from appliance.cluster.bucket_meta import VERSIONING_ENABLED
 from appliance.engine.erasure_set import LatestIsDeleteMarker
 from appliance.engine.errors import ObjectNotFound
 from appliance.engine.objects import BodyDigest, ObjectInfo, PutOptions
-from appliance.http import bucket_config, multipart, objects_extra
+from appliance.http import bucket_config, multipart, objects_extra, post_object
 from appliance.http.context import RequestContext, Response
 from appliance.s3 import checksums, conditions, endpoints, ranges, xml
 from appliance.s3.errors import S3Error
@@ -322,6 +322,7 @@ HANDLERS: dict[type, Handler] = {
     endpoints.HeadObject: head_object,
     **bucket_config.HANDLERS,
     **objects_extra.HANDLERS,
+    **post_object.HANDLERS,
     **multipart.HANDLERS,  # multipart uploads, and GetObject / HeadObject of one part
 }
 

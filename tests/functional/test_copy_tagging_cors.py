@@ -224,6 +224,41 @@ def test_cors_headers_on_normal_responses(s3: S3Client, bucket: str) -> None:
     assert "Origin" in seen["vary"]
 
 
+CORS_ERRORS = [
+    # method, signed by a presigned URL, origin, status, code, Access-Control-Allow-Origin
+    ("GET", False, "https://app.example.com", 403, "AccessDenied", "https://app.example.com"),
+    ("GET", True, "https://app.example.com", 404, "NoSuchKey", "https://app.example.com"),
+    ("GET", True, "https://other.example.org", 404, "NoSuchKey", "*"),
+    ("PUT", False, "https://app.example.com", 403, "AccessDenied", "https://app.example.com"),
+    ("DELETE", False, "https://app.example.com", 403, "AccessDenied", None),
+    ("GET", True, None, 404, "NoSuchKey", None),
+]
+
+
+@pytest.mark.parametrize(("method", "presigned", "origin", "status", "code", "allow_origin"), CORS_ERRORS)
+def test_cors_headers_on_error_responses(server: Any, s3: S3Client, bucket: str, method: str, presigned: bool,
+                                         origin: str | None, status: int, code: str,
+                                         allow_origin: str | None) -> None:
+    s3.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": CORS_RULES})
+    url = f"{server.endpoint}/{bucket}/missing"
+    if presigned:
+        operation = {"GET": "get_object", "PUT": "put_object", "DELETE": "delete_object"}[method]
+        url = s3.generate_presigned_url(operation, Params={"Bucket": bucket, "Key": "missing"}, ExpiresIn=60)
+    headers = {"Origin": origin} if origin else {}
+    response = requests.request(method, url, headers=headers, data=b"x" if method == "PUT" else None, timeout=10)
+    assert response.status_code == status and f"<Code>{code}</Code>" in response.text
+    assert response.headers.get("Access-Control-Allow-Origin") == allow_origin
+    if allow_origin == "https://app.example.com":
+        assert response.headers["Access-Control-Expose-Headers"] == "ETag"
+        assert "Origin" in response.headers["Vary"]
+
+
+def test_no_cors_headers_for_a_missing_bucket(server: Any) -> None:
+    response = requests.get(f"{server.endpoint}/no-such-bucket-cors/k", headers={"Origin": "https://a.example"},
+                            timeout=10)
+    assert response.status_code in (403, 404) and "Access-Control-Allow-Origin" not in response.headers
+
+
 def test_cors_change_seen_by_every_worker(tmp_path: Path) -> None:
     server = start_server(tmp_path, drives=4, workers=2)
     try:
