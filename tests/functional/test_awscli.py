@@ -85,6 +85,16 @@ def test_sync_cp_rm_tree(server: CairnServer, tmp_path: Path) -> None:
     run_aws(server, "s3", "cp", f"s3://{name}/tree/sub/a.bin", str(single))
     assert single.read_bytes() == changed
 
+    # --delete removes the remote copies of files that are gone locally, and only those.
+    (up / "top.txt").unlink()
+    (up / "sub/deeper/c.txt").unlink()
+    pruned = run_aws(server, "s3", "sync", "--no-progress", "--delete", str(up), f"s3://{name}/tree")
+    deletes = sorted(line.split()[1] for line in pruned.stdout.splitlines() if line.startswith("delete:"))
+    assert deletes == [f"s3://{name}/tree/sub/deeper/c.txt", f"s3://{name}/tree/top.txt"], pruned.stdout
+    del files["top.txt"], files["sub/deeper/c.txt"]
+    files["sub/a.bin"] = changed
+    assert ls_recursive(server, f"s3://{name}/tree/") == {f"tree/{k}": len(v) for k, v in files.items()}
+
     run_aws(server, "s3", "rm", f"s3://{name}/tree/other/d.bin")
     assert "tree/other/d.bin" not in ls_recursive(server, f"s3://{name}/tree/")
     run_aws(server, "s3", "rm", f"s3://{name}/tree", "--recursive")
@@ -92,19 +102,19 @@ def test_sync_cp_rm_tree(server: CairnServer, tmp_path: Path) -> None:
     run_aws(server, "s3", "rb", f"s3://{name}")
 
 
-def test_cp_40_mib(server: CairnServer, tmp_path: Path) -> None:
+def test_cp_200_mib(server: CairnServer, tmp_path: Path) -> None:
     name = fresh_bucket_name("cli")
     run_aws(server, "s3", "mb", f"s3://{name}")
-    source = write_stream(tmp_path / "forty.bin", 40 * MiB, seed="forty")
-    run_aws(server, "s3", "cp", str(source.path), f"s3://{name}/forty.bin")
+    source = write_stream(tmp_path / "big.bin", 200 * MiB, seed="big")
+    run_aws(server, "s3", "cp", "--no-progress", str(source.path), f"s3://{name}/big.bin")
 
-    head = json.loads(run_aws(server, "s3api", "head-object", "--bucket", name, "--key", "forty.bin").stdout)
+    head = json.loads(run_aws(server, "s3api", "head-object", "--bucket", name, "--key", "big.bin").stdout)
     assert head["ContentLength"] == source.size
-    # The CLI's defaults cut 40 MiB into five 8 MiB parts: a multipart ETag.
-    assert head["ETag"].endswith('-5"'), head["ETag"]
+    # The CLI's defaults cut 200 MiB into twenty-five 8 MiB parts: a multipart ETag.
+    assert head["ETag"].endswith('-25"'), head["ETag"]
 
-    target = tmp_path / "forty.back"
-    run_aws(server, "s3", "cp", f"s3://{name}/forty.bin", str(target))
+    target = tmp_path / "big.back"
+    run_aws(server, "s3", "cp", "--no-progress", f"s3://{name}/big.bin", str(target))
     assert file_digest(target) == source.sha256
 
 
@@ -148,4 +158,50 @@ def test_s3api_object_calls(server: CairnServer, tmp_path: Path) -> None:
     # The CLI merges pages and prints nothing at all for an empty listing.
     listed = json.loads(run_aws(server, "s3api", "list-objects-v2", "--bucket", name).stdout or "{}")
     assert listed.get("Contents", []) == []
+    run_aws(server, "s3api", "delete-bucket", "--bucket", name)
+
+
+def test_s3api_multipart_copy_tagging(server: CairnServer, tmp_path: Path) -> None:
+    name = fresh_bucket_name("cli")
+    run_aws(server, "s3api", "create-bucket", "--bucket", name)
+    parts = [body(5 * MiB, seed="p1"), body(1234, seed="p2")]
+    upload_id = json.loads(run_aws(server, "s3api", "create-multipart-upload", "--bucket", name,
+                                   "--key", "mp.bin").stdout)["UploadId"]
+    done = []
+    for number, data in enumerate(parts, start=1):
+        part_file = tmp_path / f"part{number}"
+        part_file.write_bytes(data)
+        etag = json.loads(run_aws(server, "s3api", "upload-part", "--bucket", name, "--key", "mp.bin",
+                                  "--upload-id", upload_id, "--part-number", str(number),
+                                  "--body", str(part_file)).stdout)["ETag"]
+        assert etag == etag_of(data)
+        done.append({"PartNumber": number, "ETag": etag})
+    listed_parts = json.loads(run_aws(server, "s3api", "list-parts", "--bucket", name, "--key", "mp.bin",
+                                      "--upload-id", upload_id).stdout)["Parts"]
+    assert [(p["PartNumber"], p["Size"]) for p in listed_parts] == [(1, 5 * MiB), (2, 1234)]
+    completed = json.loads(run_aws(server, "s3api", "complete-multipart-upload", "--bucket", name,
+                                   "--key", "mp.bin", "--upload-id", upload_id,
+                                   "--multipart-upload", json.dumps({"Parts": done})).stdout)
+    assert completed["ETag"].endswith('-2"'), completed
+
+    run_aws(server, "s3api", "copy-object", "--bucket", name, "--key", "copy/mp.bin",
+            "--copy-source", f"{name}/mp.bin")
+    target = tmp_path / "copy.bin"
+    run_aws(server, "s3api", "get-object", "--bucket", name, "--key", "copy/mp.bin", str(target))
+    assert target.read_bytes() == b"".join(parts)
+
+    run_aws(server, "s3api", "put-object-tagging", "--bucket", name, "--key", "copy/mp.bin",
+            "--tagging", json.dumps({"TagSet": [{"Key": "team", "Value": "storage"}]}))
+    tags = json.loads(run_aws(server, "s3api", "get-object-tagging", "--bucket", name,
+                              "--key", "copy/mp.bin").stdout)["TagSet"]
+    assert tags == [{"Key": "team", "Value": "storage"}]
+
+    listed = json.loads(run_aws(server, "s3api", "list-objects-v2", "--bucket", name,
+                                "--delimiter", "/").stdout)
+    assert [item["Key"] for item in listed["Contents"]] == ["mp.bin"]
+    assert listed["CommonPrefixes"] == [{"Prefix": "copy/"}]
+
+    deleted = json.loads(run_aws(server, "s3api", "delete-objects", "--bucket", name, "--delete",
+                                 json.dumps({"Objects": [{"Key": "mp.bin"}, {"Key": "copy/mp.bin"}]})).stdout)
+    assert sorted(item["Key"] for item in deleted["Deleted"]) == ["copy/mp.bin", "mp.bin"]
     run_aws(server, "s3api", "delete-bucket", "--bucket", name)
