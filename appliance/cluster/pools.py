@@ -105,6 +105,68 @@ def group_by_delimiter(
         yield entry
 
 
+def _walks_recursively(delimiter: str) -> bool:
+    """Drives walk "/" as directories; any other delimiter needs every key, grouped afterwards."""
+    return delimiter != "/"
+
+
+def list_page(
+    streams: list[Iterator[ListEntry]], prefix: str, delimiter: str, marker: str, max_keys: int, skip_prefix: str
+) -> ListPage:
+    """One page of at most `max_keys` entries (objects and common prefixes) of the merged `streams`."""
+    entries: list[ListEntry] = []
+    truncated = False
+    for entry in group_by_delimiter(streams, prefix, delimiter, marker, skip_prefix):
+        if len(entries) == max_keys:
+            truncated = True
+            break
+        entries.append(ListEntry(entry, None) if isinstance(entry, str) else entry)
+    return ListPage(entries, truncated, entries[-1].key if truncated else None)
+
+
+def versions_after(versions: list[ObjectInfo], version_id_marker: str) -> list[ObjectInfo]:
+    """The versions of the marker key that follow `version_id_marker` (newest first), if it is one of them."""
+    ids = [v.version_id for v in versions]
+    return versions[ids.index(version_id_marker) + 1 :] if version_id_marker in ids else []
+
+
+def _each_version(grouped: Iterator[KeyVersions | str]) -> Iterator[ObjectInfo | str]:
+    for entry in grouped:
+        if isinstance(entry, str):
+            yield entry
+        else:
+            yield from entry.versions or ()
+
+
+def versions_page(
+    first: list[ObjectInfo], streams: list[Iterator[KeyVersions]], prefix: str, delimiter: str, key_marker: str,
+    max_keys: int,
+) -> VersionsPage:
+    """One page of versions: `first` (the rest of the marker key), then every version (newest first per
+    key) and common prefix of the merged `streams`, in key order."""
+    skip_prefix = key_marker if delimiter and key_marker.endswith(delimiter) else ""
+    grouped = group_by_delimiter(streams, prefix, delimiter, key_marker, skip_prefix)
+    items = itertools.chain(first, _each_version(grouped))
+    versions: list[ObjectInfo] = []
+    prefixes: list[str] = []
+    last: ObjectInfo | str | None = None
+    truncated = False
+    for count, item in enumerate(items):
+        if count == max_keys:
+            truncated = True
+            break
+        if isinstance(item, str):
+            prefixes.append(item)
+        else:
+            versions.append(item)
+        last = item
+    if not truncated or last is None:
+        return VersionsPage(versions, prefixes, truncated, None, None)
+    if isinstance(last, str):
+        return VersionsPage(versions, prefixes, True, last, None)
+    return VersionsPage(versions, prefixes, True, last.key, last.version_id)
+
+
 class ObjectLayer:
     def __init__(self, sets: list[ErasureSet], deployment_id: str) -> None:
         self.sets = sets
@@ -222,48 +284,17 @@ class ObjectLayer:
             return VersionsPage([], [], False, None, None)
         first: list[ObjectInfo] = []
         if key_marker and version_id_marker and key_marker.startswith(prefix):
-            versions = await self.set_for(key_marker).key_versions(bucket, key_marker)
-            ids = [v.version_id for v in versions]
-            if version_id_marker in ids:
-                first = versions[ids.index(version_id_marker) + 1 :]
+            first = versions_after(await self.set_for(key_marker).key_versions(bucket, key_marker), version_id_marker)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.sets[0].executor, self._versions_page, bucket, prefix, delimiter, key_marker, max_keys, first
+            self.sets[0].executor,
+            lambda: versions_page(first, self.version_streams(bucket, prefix, delimiter, key_marker), prefix, delimiter,
+                                  key_marker, max_keys),
         )
 
-    def _versions_page(
-        self, bucket: str, prefix: str, delimiter: str, key_marker: str, max_keys: int, first: list[ObjectInfo]
-    ) -> VersionsPage:
-        versions: list[ObjectInfo] = []
-        prefixes: list[str] = []
-        last: ObjectInfo | str | None = None
-        truncated = False
-        items = itertools.chain(first, self._iter_version_items(bucket, prefix, delimiter, key_marker))
-        for count, item in enumerate(items):
-            if count == max_keys:
-                truncated = True
-                break
-            if isinstance(item, str):
-                prefixes.append(item)
-            else:
-                versions.append(item)
-            last = item
-        if not truncated or last is None:
-            return VersionsPage(versions, prefixes, truncated, None, None)
-        if isinstance(last, str):
-            return VersionsPage(versions, prefixes, True, last, None)
-        return VersionsPage(versions, prefixes, True, last.key, last.version_id)
-
-    def _iter_version_items(self, bucket: str, prefix: str, delimiter: str, marker: str) -> Iterator[ObjectInfo | str]:
-        """Every version (newest first per key) and common prefix after `marker`, in key order."""
-        recursive = delimiter != "/"
-        skip_prefix = marker if delimiter and marker.endswith(delimiter) else ""
-        streams = [s.iter_versions(bucket, prefix, marker, recursive) for s in self.sets]
-        for entry in group_by_delimiter(streams, prefix, delimiter, marker, skip_prefix):
-            if isinstance(entry, str):
-                yield entry
-            else:
-                yield from entry.versions or ()
+    def version_streams(self, bucket: str, prefix: str, delimiter: str, marker: str) -> list[Iterator[KeyVersions]]:
+        """Each set's sorted keys with their versions after `marker` (lazy: iterate on a worker thread)."""
+        return [s.iter_versions(bucket, prefix, marker, _walks_recursively(delimiter)) for s in self.sets]
 
     # --- multipart uploads ------------------------------------------------------------------------
 
@@ -303,28 +334,14 @@ class ObjectLayer:
             return ListPage([], False, None)
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self.sets[0].executor, self._list_page, bucket, prefix, delimiter, marker, max_keys, skip_prefix
+            self.sets[0].executor,
+            lambda: list_page(self.entry_streams(bucket, prefix, delimiter, marker), prefix, delimiter, marker,
+                              max_keys, skip_prefix),
         )
 
-    def _list_page(
-        self, bucket: str, prefix: str, delimiter: str, marker: str, max_keys: int, skip_prefix: str
-    ) -> ListPage:
-        entries: list[ListEntry] = []
-        truncated = False
-        for entry in self._iter_grouped(bucket, prefix, delimiter, marker, skip_prefix):
-            if len(entries) == max_keys:
-                truncated = True
-                break
-            entries.append(entry)
-        return ListPage(entries, truncated, entries[-1].key if truncated else None)
-
-    def _iter_grouped(
-        self, bucket: str, prefix: str, delimiter: str, marker: str, skip_prefix: str
-    ) -> Iterator[ListEntry]:
-        recursive = delimiter != "/"
-        streams = [s.iter_entries(bucket, prefix, marker, recursive) for s in self.sets]
-        for entry in group_by_delimiter(streams, prefix, delimiter, marker, skip_prefix):
-            yield ListEntry(entry, None) if isinstance(entry, str) else entry
+    def entry_streams(self, bucket: str, prefix: str, delimiter: str, marker: str) -> list[Iterator[ListEntry]]:
+        """Each set's sorted listing entries after `marker` (lazy: iterate on a worker thread)."""
+        return [s.iter_entries(bucket, prefix, marker, _walks_recursively(delimiter)) for s in self.sets]
 
     # --- capacity -------------------------------------------------------------------------------
 
