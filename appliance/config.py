@@ -22,6 +22,7 @@ class ServerConfig:
     console_address: str = ":9001"
     workers: int = 1
     parity: int | None = None
+    set_size: int | None = None  # drives per erasure set; default: chosen from the drive and host counts
     region: str = DEFAULT_REGION
     domains: list[str] = field(default_factory=list)
     lock_dir: str = ""

@@ -40,11 +40,16 @@ def root_credentials() -> tuple[str, str, bool]:
 
 @app.command()
 def server(
-    drives: Annotated[list[str], typer.Argument(help="Drive folders; MinIO's ellipsis works: /mnt/drive{1...4}")],
+    drives: Annotated[list[str], typer.Argument(
+        help="Drive folders, or for a cluster the same drive URLs on every node; MinIO's ellipsis works: "
+             "/mnt/drive{1...4} or http://node{1...4}.lab:9000/mnt/drive{1...4}. Each argument with an "
+             "ellipsis is one pool")],
     address: Annotated[str, typer.Option(help="S3 API address, HOST:PORT or :PORT")] = ":9000",
     console_address: Annotated[str, typer.Option(help="Web console address")] = ":9001",
     workers: Annotated[int, typer.Option(help="Worker processes (0: one per core)")] = 0,
     parity: Annotated[int | None, typer.Option(help="Parity drives per erasure set (default by set size)")] = None,
+    set_size: Annotated[int | None, typer.Option(
+        help="Drives per erasure set, 2 to 16 (default: the largest that divides the drives evenly over hosts)")] = None,
     region: Annotated[str, typer.Option(help="Region name reported to clients")] = "us-east-1",
     domain: Annotated[list[str] | None, typer.Option(help="Domain for virtual-host-style requests")] = None,
     lock_dir: Annotated[str, typer.Option(help="Folder for cross-process lock files")] = "",
@@ -57,37 +62,42 @@ def server(
     """Run a Cairn node on DRIVES."""
     import uvicorn
 
-    from appliance.cluster.node import parity_for, prepare_drives
-    from appliance.cluster.placement import PlacementError, choose_set_size, expand_drives
+    from appliance.cluster.node import parity_for, prepare_drives, topology_of
+    from appliance.cluster.placement import PlacementError
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     user, password, defaults = root_credentials()
     try:
-        paths = expand_drives(drives)
-        set_size = choose_set_size(len(paths))
         config = ServerConfig(
             drives=drives, address=address, console_address=console_address,
-            workers=workers or (os.cpu_count() or 1), parity=parity, region=region, domains=domain or [],
+            workers=workers or (os.cpu_count() or 1), parity=parity, set_size=set_size, region=region,
+            domains=domain or [],
             lock_dir=lock_dir, root_user=user, root_password=password,
             heal_throttle=heal_throttle, scan_interval=scan_interval, multipart_expiry=multipart_expiry,
             debug_disable_heal=os.environ.get("CAIRN_DEBUG_DISABLE_HEAL") == "1",
         )
-        effective_parity = parity_for(config, set_size)
-        boot = prepare_drives(config)
+        topology = topology_of(config)
+        layouts = [(len(pool), len(pool[0]), parity_for(config, len(pool[0]))) for pool in topology.pools]
+        boots = prepare_drives(config)
     except (PlacementError, ValueError, EngineError) as exc:
         typer.echo(f"cairn: {exc}", err=True)
         raise typer.Exit(2) from None
     host, port = split_address(address)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    sets = len(paths) // set_size
-    if set_size == 1:
-        layout = "1 drive: NO erasure coding, a failed drive loses data"
+    if boots:
+        typer.echo(f"Cairn deployment {boots[0].deployment_id}")
     else:
-        layout = (f"{sets} erasure set(s) of {set_size} drives, EC {set_size - effective_parity}+{effective_parity} "
-                  f"(survives {effective_parity} failed drives per set)")
-    typer.echo(f"Cairn deployment {boot.deployment_id}")
-    typer.echo(f"  Drives:  {len(paths)}, {layout}")
-    for line in boot.problems:
+        hosts = len(topology.peers) + 1
+        typer.echo(f"Cairn cluster node {shown}:{port} of {hosts} nodes: it joins the cluster once a majority of "
+                   f"its peers answer (S3 requests get 503 until then)")
+    for p, (sets, size, effective_parity) in enumerate(layouts):
+        if size == 1:
+            layout = "1 drive: NO erasure coding, a failed drive loses data"
+        else:
+            layout = (f"{sets} erasure set(s) of {size} drives, EC {size - effective_parity}+{effective_parity} "
+                      f"(survives {effective_parity} failed drives per set)")
+        typer.echo(f"  {'Pool ' + str(p + 1) + ': ' if len(layouts) > 1 else 'Drives:  '}{sets * size}, {layout}")
+    for line in (line for boot in boots for line in boot.problems):
         typer.echo(f"  WARNING: {line}")
     typer.echo(f"  S3 API:  http://{shown}:{port}  (region {region})")
     chost, cport = split_address(console_address)

@@ -1,49 +1,79 @@
-"""Assemble one node's object layer from its configuration.
+"""Assemble one node's object layer from its configuration: one machine, or one node of a cluster.
 
-Contract: `prepare_drives` runs once per node before any worker starts (it may format drives and
-empties their temporary areas); `open_node` runs in every worker process and only reads
-identities. Both refuse to run on a codec that fails its self-test.
+Contract: `prepare_drives` runs once per node in the parent process before any worker starts (it
+creates drive folders, empties temporary areas and, on a single node, checks and formats the
+identities). Every worker process then opens the node: `open_node` on a single node (identities
+are only read), `join_cluster` in a cluster, where it first waits for its peers to answer with the
+same topology, version and deployment (`bootstrap.wait_for_peers`), then reads or writes the
+identities (only the node owning pool 0's first drive formats a blank deployment, and only when
+every drive answers), and builds erasure sets whose other nodes' drives are `RemoteDrive`s and whose
+object locks are quorum locks over every node's lock server (`dsync`). Neither runs on a codec that
+fails its self-test.
+
+Work split in a cluster: every node serves any request; every node drains the heal queues (object
+locks make concurrent heals safe); a node fully heals only replacement drives it hosts, formats only
+its own blank drives, and scans the sets whose index modulo the node count is its own index.
 """
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import fcntl
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from appliance.cluster.placement import choose_set_size, expand_drives, split_sets
+from appliance import __version__
+from appliance.cluster.bootstrap import (
+    BootstrapMismatch,
+    BootstrapTimeout,
+    NodeInfo,
+    is_first_node,
+    wait_for_peers,
+)
+from appliance.cluster.dsync import DistributedLocker, LocalLockPeer, LockPeer, LockServer
+from appliance.cluster.endpoints import Endpoint, Topology, parse_topology
 from appliance.cluster.pools import ObjectLayer
-from appliance.config import ServerConfig
+from appliance.cluster.remote_drive import RemoteDrive
+from appliance.cluster.rpc import PeerClient, derive_key
+from appliance.cluster.rpc_server import InternodeServer
+from appliance.cluster.server_pools import ServerPools
+from appliance.config import ServerConfig, split_address
 from appliance.engine.codec import self_test
 from appliance.engine.drive import Drive, LocalDrive
 from appliance.engine.erasure_set import ErasureSet, OfflineDrive
 from appliance.engine.errors import DriveError
 from appliance.engine.healing import Healer, HealQueue, mark_for_drive_heal
-from appliance.engine.identity import BootstrapResult, bootstrap_formats
-from appliance.engine.locks import NamespaceLocker
-from appliance.engine.monitor import DriveMonitor
+from appliance.engine.identity import BootstrapResult, DriveFormat, NotFormattedYet, bootstrap_formats
+from appliance.engine.locks import Locker, NamespaceLocker
+from appliance.engine.monitor import DriveMonitor, reopen_local
 from appliance.engine.multipart import UploadJanitor
 from appliance.engine.quorum import default_parity
 from appliance.engine.scanner import Scanner
 
 log = logging.getLogger("cairn.node")
 
+PEER_WAIT = 30.0  # seconds per round of waiting for peers before logging who is missing and retrying
+
 
 @dataclass
 class Node:
-    layer: ObjectLayer
+    layer: ServerPools
     healer: Healer
-    monitor: DriveMonitor
+    monitors: list[DriveMonitor]
     queues: list[HealQueue]
-    boot: BootstrapResult
+    deployment_id: str
     parity: int
     executor: ThreadPoolExecutor
     scanner: Scanner
     lock_dir: str
     janitor: UploadJanitor
+    topology: Topology
 
 
 def tune_malloc() -> None:
@@ -59,10 +89,8 @@ def tune_malloc() -> None:
     libc.mallopt(m_top_pad, 256 * 1024 * 1024)
 
 
-def _drive_sets(config: ServerConfig) -> list[list[LocalDrive]]:
-    paths = expand_drives(config.drives)
-    size = choose_set_size(len(paths))
-    return [[LocalDrive(p) for p in group] for group in split_sets(paths, size)]
+def topology_of(config: ServerConfig) -> Topology:
+    return parse_topology(config.drives, split_address(config.address)[1], set_size=config.set_size)
 
 
 def parity_for(config: ServerConfig, set_size: int) -> int:
@@ -72,60 +100,245 @@ def parity_for(config: ServerConfig, set_size: int) -> int:
     return 0 if set_size == 1 else parity
 
 
-def lock_dir_for(config: ServerConfig, deployment_id: str) -> str:
-    return config.lock_dir or os.path.join(tempfile.gettempdir(), f"cairn-locks-{deployment_id}")
+def _self_test(config: ServerConfig, topology: Topology) -> int:
+    """Check the codec for every pool's layout; returns the parity of pool 0's sets."""
+    parities = [parity_for(config, len(pool[0])) for pool in topology.pools]
+    self_test(sorted({(len(pool[0]) - p, p) for pool, p in zip(topology.pools, parities, strict=True)}))
+    return parities[0]
 
 
-def prepare_drives(config: ServerConfig) -> BootstrapResult:
-    """Create missing drive folders, check identities, format blank drives, clean temporary areas."""
-    sets = _drive_sets(config)
-    set_size = len(sets[0])
-    parity = parity_for(config, set_size)
-    self_test([(set_size - parity, parity)])
-    for group in sets:
-        for drive in group:
-            if not os.path.exists(drive.root) and os.path.isdir(os.path.dirname(drive.root) or "."):
-                os.makedirs(drive.root, exist_ok=True)
-    boot = bootstrap_formats(sets)  # type: ignore[arg-type]
-    for s, group in enumerate(sets):
-        for j, drive in enumerate(group):
-            if boot.usable[s][j]:
-                try:
-                    drive.clean_temp()
-                except DriveError as exc:
-                    log.error("drive %s: cannot clean its temporary area: %s", drive.root, exc)
-    for s, j in boot.fresh:
-        mark_for_drive_heal(sets[s][j])
-    return boot
+def lock_dir_for(config: ServerConfig, topology: Topology) -> str:
+    """The node's folder for lock files: shared by its worker processes, never by two nodes."""
+    if config.lock_dir:
+        return config.lock_dir
+    host, port = split_address(config.address)
+    return os.path.join(tempfile.gettempdir(), f"cairn-locks-{topology.digest()[:16]}-{host}-{port}")
+
+
+def _local_drives(topology: Topology) -> list[LocalDrive]:
+    return [LocalDrive(ep.path) for pool in topology.pools for group in pool for ep in group if ep.is_local]
+
+
+def prepare_drives(config: ServerConfig) -> list[BootstrapResult]:
+    """Create missing local drive folders and empty their temporary areas; on a single node also
+    check and format every pool's identities (a cluster does that once its peers answer)."""
+    topology = topology_of(config)
+    _self_test(config, topology)
+    for drive in _local_drives(topology):
+        if not os.path.exists(drive.root) and os.path.isdir(os.path.dirname(drive.root) or "."):
+            os.makedirs(drive.root, exist_ok=True)
+    if topology.distributed:
+        for drive in _local_drives(topology):
+            try:
+                drive.clean_temp()
+            except DriveError as exc:
+                log.error("drive %s: cannot clean its temporary area: %s", drive.root, exc)
+        return []
+    boots: list[BootstrapResult] = []
+    for pool in topology.pools:
+        sets: list[list[Drive]] = [[LocalDrive(ep.path) for ep in group] for group in pool]
+        boot = bootstrap_formats(sets, deployment_id=boots[0].deployment_id if boots else None)
+        for s, group in enumerate(sets):
+            for j, member in enumerate(group):
+                if boot.usable[s][j]:
+                    try:
+                        member.clean_temp()
+                    except DriveError as exc:
+                        log.error("drive %s: cannot clean its temporary area: %s", member.endpoint, exc)
+        for s, j in boot.fresh:
+            mark_for_drive_heal(sets[s][j])
+        boots.append(boot)
+    return boots
+
+
+# --- the internode side of a node --------------------------------------------------------------
+
+
+class RemoteLockPeer:
+    """Another node's lock server, reached over the internode RPC."""
+
+    def __init__(self, peer: PeerClient) -> None:
+        self.peer = peer
+
+    async def call(self, method: str, args: dict) -> dict:
+        result = await asyncio.to_thread(self.peer.call, "lock", method, args)
+        assert isinstance(result, dict)
+        return result
+
+
+@dataclass
+class Internode:
+    """What a cluster node serves to its peers and how it reaches them."""
+
+    topology: Topology
+    peers: dict[str, PeerClient]  # "host:port" -> client
+    lock_server: LockServer
+    server: InternodeServer
+    lock_dir: str
+    node_info: Callable[[], dict]
+
+    def drive(self, endpoint: Endpoint) -> Drive:
+        if endpoint.is_local:
+            return LocalDrive(endpoint.path)
+        return RemoteDrive(self.peers[f"{endpoint.host}:{endpoint.port}"], endpoint.path, endpoint.url)
+
+
+def _local_deployment_id(drives: list[LocalDrive]) -> str | None:
+    for drive in drives:
+        try:
+            return DriveFormat.from_bytes(drive.read_format()).deployment_id
+        except Exception:  # blank, foreign or failed drives say nothing about the deployment
+            continue
+    return None
+
+
+def open_internode(config: ServerConfig) -> Internode | None:
+    """The RPC server and peer clients of a cluster node; None on a single node."""
+    topology = topology_of(config)
+    if not topology.distributed:
+        return None
+    key = derive_key(config.root_user, config.root_password)
+    scheme = topology.scheme
+    peers = {hp: PeerClient(f"{scheme}://{hp}", key) for hp in topology.peers}
+    lock_dir = lock_dir_for(config, topology)
+    lock_server = LockServer(lock_dir)
+    local = _local_drives(topology)
+
+    def node_info() -> dict:
+        return {"version": __version__, "topology_digest": topology.digest(),
+                "deployment_id": _local_deployment_id(local)}
+
+    server = InternodeServer(key, {d.root: d for d in local}, lock_server, node_info)
+    return Internode(topology, peers, lock_server, server, lock_dir, node_info)
+
+
+# --- opening the node ----------------------------------------------------------------------------
+
+
+def _assemble(
+    config: ServerConfig,
+    topology: Topology,
+    pools: list[list[list[Drive]]],
+    boots: list[BootstrapResult],
+    locker: Locker,
+    lock_dir: str,
+    *,
+    reopen: Callable[[Drive, bool], Drive] = reopen_local,
+    owns: Callable[[Drive], bool] = lambda drive: True,
+    scans: Callable[[ErasureSet], bool] = lambda eset: True,
+) -> Node:
+    tune_malloc()
+    parity = _self_test(config, topology)
+    executor = ThreadPoolExecutor(max_workers=max(32, 4 * max(len(p[0]) for p in pools)), thread_name_prefix="cairn-io")
+    layers: list[ObjectLayer] = []
+    queues: list[HealQueue] = []
+    monitors: list[DriveMonitor] = []
+    all_sets: list[ErasureSet] = []
+    for sets, boot in zip(pools, boots, strict=True):
+        pool_parity = parity_for(config, len(sets[0]))
+        esets: list[ErasureSet] = []
+        for s, group in enumerate(sets):
+            drives: list[Drive] = [
+                d if boot.usable[s][j] else OfflineDrive(d.endpoint, "refused or unreachable at start")  # type: ignore[misc]
+                for j, d in enumerate(group)
+            ]
+            eset = ErasureSet(s, drives, default_parity=pool_parity, executor=executor, locker=locker)
+            queue = HealQueue(eset)
+            eset.on_degraded = queue.add
+            esets.append(eset)
+            queues.append(queue)
+        layers.append(ObjectLayer(esets, boot.deployment_id))
+        monitors.append(DriveMonitor(esets, boot.deployment_id, boot.layout, reopen=reopen, may_format=owns))
+        all_sets.extend(esets)
+    layer = ServerPools(layers)
+    healer = Healer(all_sets, queues, layer.bucket_configs, lock_dir, interval=config.heal_interval, owns=owns)
+    scanned = [(e, q) for e, q in zip(all_sets, queues, strict=True) if scans(e)]
+    scanner = Scanner([e for e, _ in scanned], [q for _, q in scanned], healer, layer.list_buckets, lock_dir,
+                      throttle=config.heal_throttle, interval=config.scan_interval)
+    janitor = layer.upload_janitor(config.multipart_expiry, interval=min(3600.0, config.multipart_expiry / 4))
+    return Node(layer, healer, monitors, queues, boots[0].deployment_id, parity, executor, scanner, lock_dir,
+                janitor, topology)
 
 
 def open_node(config: ServerConfig) -> Node:
-    tune_malloc()
-    sets = _drive_sets(config)
-    set_size = len(sets[0])
-    parity = parity_for(config, set_size)
-    self_test([(set_size - parity, parity)])
-    boot = bootstrap_formats(sets)  # type: ignore[arg-type]
-    executor = ThreadPoolExecutor(max_workers=max(32, 4 * set_size), thread_name_prefix="cairn-io")
-    locker = NamespaceLocker(lock_dir_for(config, boot.deployment_id))
-    esets: list[ErasureSet] = []
-    queues: list[HealQueue] = []
-    for s, group in enumerate(sets):
-        drives: list[Drive] = [
-            d if boot.usable[s][j] else OfflineDrive(d.root, "refused or unreachable at start")  # type: ignore[misc]
-            for j, d in enumerate(group)
-        ]
-        eset = ErasureSet(s, drives, default_parity=parity, executor=executor, locker=locker)
-        queue = HealQueue(eset)
-        eset.on_degraded = queue.add
-        esets.append(eset)
-        queues.append(queue)
-    layer = ObjectLayer(esets, boot.deployment_id)
-    healer = Healer(esets, queues, layer.bucket_configs, lock_dir_for(config, boot.deployment_id),
-                    interval=config.heal_interval)
-    monitor = DriveMonitor(esets, boot.deployment_id, boot.layout)
-    scanner = Scanner(esets, queues, healer, layer.list_buckets, lock_dir_for(config, boot.deployment_id),
-                      throttle=config.heal_throttle, interval=config.scan_interval)
-    janitor = layer.upload_janitor(config.multipart_expiry, interval=min(3600.0, config.multipart_expiry / 4))
-    return Node(layer, healer, monitor, queues, boot, parity, executor, scanner,
-                lock_dir_for(config, boot.deployment_id), janitor)
+    """A single node's object layer (the parent process has checked and formatted the drives)."""
+    topology = topology_of(config)
+    pools: list[list[list[Drive]]] = [[[LocalDrive(ep.path) for ep in group] for group in pool]
+                                      for pool in topology.pools]
+    boots: list[BootstrapResult] = []
+    for sets in pools:
+        boots.append(bootstrap_formats(sets, deployment_id=boots[0].deployment_id if boots else None))
+    lock_dir = config.lock_dir or os.path.join(tempfile.gettempdir(), f"cairn-locks-{boots[0].deployment_id}")
+    return _assemble(config, topology, pools, boots, NamespaceLocker(lock_dir), lock_dir)
+
+
+def _bootstrap_cluster(topology: Topology, pools: list[list[list[Drive]]], lock_dir: str) -> list[BootstrapResult]:
+    """Read (and where this node may, write) every pool's identities; one worker at a time per node."""
+    first = is_first_node(topology)
+    os.makedirs(lock_dir, exist_ok=True)
+    fd = os.open(os.path.join(lock_dir, "bootstrap.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        boots: list[BootstrapResult] = []
+        for sets in pools:
+            boots.append(bootstrap_formats(sets, may_create=first, create_needs_all=True,
+                                           deployment_id=boots[0].deployment_id if boots else None))
+        return boots
+    finally:
+        os.close(fd)
+
+
+async def join_cluster(config: ServerConfig, internode: Internode) -> Node:
+    """Wait for the peers, agree on the deployment, and open this node of the cluster."""
+    topology = internode.topology
+    loop = asyncio.get_running_loop()
+
+    async def fetch(peer: str) -> NodeInfo:
+        doc = await asyncio.to_thread(internode.peers[peer].call, "node", "info", {})
+        return NodeInfo(**doc)
+
+    while True:
+        try:
+            await wait_for_peers(topology.peers, fetch, NodeInfo(**internode.node_info()), timeout=PEER_WAIT)
+            break
+        except BootstrapMismatch as exc:
+            log.error("refusing to join the cluster: %s", exc)
+            raise
+        except BootstrapTimeout as exc:
+            log.warning("still waiting for peers: %s", exc)
+
+    pools: list[list[list[Drive]]] = [[[internode.drive(ep) for ep in group] for group in pool]
+                                      for pool in topology.pools]
+    waited = 0.0
+    while True:
+        try:
+            boots = await loop.run_in_executor(None, _bootstrap_cluster, topology, pools, internode.lock_dir)
+            break
+        except NotFormattedYet as exc:
+            if waited % 10 == 0:
+                log.info("%s", exc)
+            await asyncio.sleep(1.0)
+            waited += 1
+
+    # A local drive is named by its path, another node's by its URL (as in `Internode.drive`).
+    endpoints = {ep.path if ep.is_local else ep.url: ep for ep in topology.endpoints()}
+    hosts = list(dict.fromkeys(ep.address for ep in topology.endpoints()))
+    local_host = next(ep.address for ep in topology.endpoints() if ep.is_local)
+    me = hosts.index(local_host)
+
+    def is_local(drive: Drive) -> bool:
+        ep = endpoints.get(drive.endpoint)
+        return ep is not None and ep.is_local
+
+    def reopen(current: Drive, fresh: bool) -> Drive:
+        ep = endpoints[current.endpoint]
+        if ep.is_local:
+            return current if isinstance(current, LocalDrive) and not fresh else LocalDrive(ep.path)
+        return current if isinstance(current, RemoteDrive) else internode.drive(ep)
+
+    owner = f"{local_host}/{os.getpid()}/{time.time_ns()}"
+    lock_peers: list[LockPeer] = [LocalLockPeer(internode.lock_server)]
+    lock_peers += [RemoteLockPeer(client) for client in internode.peers.values()]
+    locker = DistributedLocker(lock_peers, owner)
+    return _assemble(config, topology, pools, boots, locker, internode.lock_dir, reopen=reopen, owns=is_local,
+                     scans=lambda eset: eset.index % len(hosts) == me)

@@ -487,6 +487,10 @@ class LocalDrive:
 
         return self._call(run)
 
+    def temp_shard_path(self, temp_id: str, part: int = 1) -> str:
+        """The file `create_shard_writer(temp_id, part)` writes (an RPC server appends to it per request)."""
+        return os.path.join(self._tmp, temp_id, part_name(part))
+
     def abort_temp(self, temp_id: str) -> None:
         shutil.rmtree(os.path.join(self._tmp, temp_id), ignore_errors=True)
 

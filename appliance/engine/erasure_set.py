@@ -41,7 +41,7 @@ from appliance.engine.errors import (
     VersionNotFound,
     VolumeNotFound,
 )
-from appliance.engine.locks import NamespaceLocker
+from appliance.engine.locks import Locker
 from appliance.engine.metadata import NULL_VERSION, ErasureInfo, ObjectMeta, ObjectVersion, PartInfo
 from appliance.engine.names import DATA_DIR_PREFIX, key_to_path
 from appliance.engine.objects import BodyDigest, ListEntry, ObjectInfo, PutOptions
@@ -159,7 +159,7 @@ class ErasureSet:
         *,
         default_parity: int,
         executor: Executor,
-        locker: NamespaceLocker,
+        locker: Locker,
         on_degraded: Callable[[str, str], None] = lambda bucket, key: None,
     ) -> None:
         self.index = index

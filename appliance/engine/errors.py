@@ -69,6 +69,10 @@ class InvalidRange(EngineError):
         self.size = size
 
 
+class LockTimeout(EngineError):
+    """An object's lock could not be taken in time (held elsewhere, or too few lock servers answer)."""
+
+
 class ReadQuorumUnavailable(EngineError):
     """Fewer drives than the read quorum answered consistently: no bytes can be trusted."""
 

@@ -453,7 +453,8 @@ class Healer:
     """Drains the heal queues and fully heals drives formatted blank into a slot.
 
     Only one worker process of a node heals at a time (a leader flock in the lock directory); the
-    others stay idle, ready to take over if it dies.
+    others stay idle, ready to take over if it dies. In a cluster every node drains the queues (heal
+    locks make that safe), but a node fully heals only the fresh drives it `owns`.
     """
 
     def __init__(
@@ -463,8 +464,10 @@ class Healer:
         bucket_configs: Callable[[], Awaitable[list[tuple[str, bytes]]]],
         lock_dir: str,
         interval: float = 5.0,
+        owns: Callable[[Drive], bool] = lambda drive: True,
     ) -> None:
         self.sets = sets
+        self.owns = owns
         self.queues = queues
         self.bucket_configs = bucket_configs
         self.interval = interval
@@ -523,6 +526,8 @@ class Healer:
         loop = asyncio.get_running_loop()
         fresh = []
         for d in eset.drives:
+            if not self.owns(d):
+                continue
             try:
                 await loop.run_in_executor(eset.executor, d.sys_read, DRIVE_HEAL_MARKER)
                 fresh.append(d)

@@ -68,8 +68,20 @@ class BootstrapResult:
     problems: list[str] = field(default_factory=list)
 
 
-def bootstrap_formats(sets: list[list[Drive]]) -> BootstrapResult:
-    """Check (and where safe, write) the identity of every drive; see the module docstring."""
+class NotFormattedYet(DriveOffline):
+    """Every drive is blank and this node may not create the deployment: another node formats it."""
+
+
+def bootstrap_formats(
+    sets: list[list[Drive]], *, may_create: bool = True, deployment_id: str | None = None,
+    create_needs_all: bool = False,
+) -> BootstrapResult:
+    """Check (and where safe, write) the identity of every drive of one pool; see the module docstring.
+
+    An all-blank pool becomes a new deployment only when `may_create` (in a cluster, only the first
+    node formats; the others wait for it), and with `create_needs_all` only when every drive answered
+(an unreachable node's drives may hold the identity). `deployment_id` joins an all-blank new pool to an existing
+    deployment, and refuses drives that carry another one."""
     found: dict[tuple[int, int], DriveFormat] = {}
     state: dict[tuple[int, int], str] = {}
     problems: list[str] = []
@@ -89,12 +101,23 @@ def bootstrap_formats(sets: list[list[Drive]]) -> BootstrapResult:
 
     shape = [len(d) for d in sets]
     if not found:
-        deployment_id = str(uuid.uuid4())
+        if not may_create:
+            raise NotFormattedYet("no drive of the pool holds an identity yet: waiting for the first node to format it")
+        unreachable = [sets[s][j].endpoint for (s, j), st in state.items() if st == "offline"]
+        if create_needs_all and unreachable:
+            raise NotFormattedYet(f"cannot format a new deployment while {len(unreachable)} drive(s) do not answer: "
+                                  + ", ".join(unreachable[:4]))
+        joining = deployment_id is not None
+        deployment_id = deployment_id or str(uuid.uuid4())
         layout = [[str(uuid.uuid4()) for _ in drives] for drives in sets]
-        log.info("no drive holds an identity: formatting a new deployment %s", deployment_id)
+        log.info("no drive holds an identity: formatting %s %s", "a new pool of deployment" if joining
+                 else "a new deployment", deployment_id)
     else:
         votes = Counter((f.deployment_id, json.dumps(f.layout)) for f in found.values())
-        (deployment_id, layout_json), _ = votes.most_common(1)[0]
+        (found_id, layout_json), _ = votes.most_common(1)[0]
+        if deployment_id is not None and found_id != deployment_id:
+            raise ForeignDrive(f"the drives of this pool belong to deployment {found_id}, not {deployment_id}")
+        deployment_id = found_id
         layout = json.loads(layout_json)
         if [len(s) for s in layout] != shape:
             raise DriveOffline(

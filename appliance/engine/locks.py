@@ -16,14 +16,23 @@ import contextlib
 import fcntl
 import os
 from collections.abc import AsyncIterator
+from typing import Protocol
 
 import xxhash
+
+from appliance.engine.errors import LockTimeout
+
+__all__ = ["Locker", "LockTimeout", "NamespaceLocker"]
 
 STRIPES = 1024
 
 
-class LockTimeout(Exception):
-    """The lock could not be taken in time."""
+class Locker(Protocol):
+    """Exclusive access to one object name: NamespaceLocker (one node) or cluster.dsync.DistributedLocker."""
+
+    def lock(
+        self, bucket: str, key: str, timeout: float = 30.0
+    ) -> contextlib.AbstractAsyncContextManager[None]: ...
 
 
 class NamespaceLocker:

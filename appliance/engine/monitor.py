@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from appliance.engine.drive import Drive, LocalDrive
 from appliance.engine.erasure_set import ErasureSet, OfflineDrive
@@ -21,18 +22,32 @@ from appliance.engine.identity import DriveFormat
 log = logging.getLogger("cairn.monitor")
 
 
+def reopen_local(current: Drive, fresh: bool = False) -> Drive:
+    """The drive object to probe a slot with: the current one, or a new LocalDrive on its folder."""
+    return current if isinstance(current, LocalDrive) and not fresh else LocalDrive(current.endpoint)
+
+
 class DriveMonitor:
-    def __init__(self, sets: list[ErasureSet], deployment_id: str, layout: list[list[str]], interval: float = 5.0):
+    """Watches the slots of one pool's sets. In a cluster, `reopen` builds remote drives for other
+    nodes' slots, and `may_format` keeps formatting a blank replacement to the node that owns it."""
+
+    def __init__(
+        self, sets: list[ErasureSet], deployment_id: str, layout: list[list[str]], interval: float = 5.0, *,
+        reopen: Callable[[Drive, bool], Drive] = reopen_local,
+        may_format: Callable[[Drive], bool] = lambda drive: True,
+    ) -> None:
         self.sets = sets
         self.deployment_id = deployment_id
         self.layout = layout
         self.interval = interval
+        self.reopen = reopen
+        self.may_format = may_format
         self._refused: set[str] = set()
 
     def _probe(self, eset: ErasureSet, slot: int) -> Drive | None:
         """The drive to use in the slot now, or None to leave it as it is."""
         current = eset.drives[slot]
-        candidate = current if isinstance(current, LocalDrive) else LocalDrive(current.endpoint)
+        candidate = self.reopen(current, False)
         expected = self.layout[eset.index][slot]
         try:
             fmt = DriveFormat.from_bytes(candidate.read_format())
@@ -41,11 +56,11 @@ class DriveMonitor:
                 blank = candidate.is_blank()
             except DriveError:
                 return None
-            if not blank:
+            if not blank or not self.may_format(candidate):
                 return None
             # A fresh object: the old one may hold handles (its group committer's directory fd) on
             # the dead filesystem that this blank one replaced.
-            candidate = LocalDrive(candidate.endpoint)
+            candidate = self.reopen(candidate, True)
             candidate.write_format(DriveFormat(self.deployment_id, expected, self.layout).to_bytes())
             candidate.clean_temp()
             mark_for_drive_heal(candidate)

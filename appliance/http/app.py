@@ -19,9 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from appliance.admin.api import create_admin_app
-from appliance.cluster.node import Node, open_node
+from appliance.cluster.node import Internode, Node, join_cluster, open_internode, open_node
 from appliance.config import ServerConfig
 from appliance.engine.errors import ReadQuorumUnavailable, WriteQuorumUnavailable
+from appliance.http import bucket_config
 from appliance.http.context import RequestContext, Response
 from appliance.http.handlers import dispatch
 from appliance.s3 import endpoints, router, sigv4
@@ -36,6 +37,7 @@ Send = Callable[[Message], Awaitable[None]]
 
 HEALTH_PREFIX = "/minio/health/"
 ADMIN_PREFIX = "/cairn/admin/"
+RPC_PREFIX = "/cairn/rpc/"
 SERVER_NAME = "Cairn"
 
 
@@ -54,6 +56,8 @@ class S3App:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config
         self.node: Node | None = None
+        self.internode: Internode | None = None
+        self.not_ready = "the server is starting"  # why S3 requests get 503 while `node` is None
         self._tasks: list[asyncio.Task[None]] = []
         self._admin: Any = None
         self.credentials = {config.root_user: config.root_password}
@@ -66,15 +70,34 @@ class S3App:
         return self.credentials.get(access_key)
 
     async def startup(self) -> None:
+        """A single node opens at once; a cluster node serves its peers at once and joins in the background."""
         loop = asyncio.get_running_loop()
-        self.node = await loop.run_in_executor(None, open_node, self.config)
-        loop.set_default_executor(self.node.executor)
+        self.internode = await loop.run_in_executor(None, open_internode, self.config)
+        if self.internode is None:
+            await self._start(await loop.run_in_executor(None, open_node, self.config))
+        else:
+            self.not_ready = "this node is joining its cluster: waiting for its peers"
+            self._tasks.append(asyncio.create_task(self._join(self.internode)))
+
+    async def _join(self, internode: Internode) -> None:
+        try:
+            node = await join_cluster(self.config, internode)
+        except Exception as exc:
+            self.not_ready = f"this node refused to join its cluster: {exc}"
+            log.exception("could not join the cluster")
+            return
+        await self._start(node)
+
+    async def _start(self, node: Node) -> None:
+        asyncio.get_running_loop().set_default_executor(node.executor)
+        await node.layer.spread_buckets()  # a pool added since the last start gets every bucket
+        self.node = node
         if self.config.debug_disable_heal:
             log.warning("CAIRN_DEBUG_DISABLE_HEAL is set: background healing and scanning are OFF (test only)")
         else:
             self._tasks.append(asyncio.create_task(self.node.healer.run_forever()))
             self._tasks.append(asyncio.create_task(self.node.scanner.run_forever()))
-        self._tasks.append(asyncio.create_task(self.node.monitor.run_forever()))
+        self._tasks.extend(asyncio.create_task(monitor.run_forever()) for monitor in self.node.monitors)
         self._tasks.append(asyncio.create_task(self.node.janitor.run_forever()))
         self._admin = create_admin_app(self._node, self.lookup_secret, self.config.region, self.config.root_user)
         log.info("worker %d ready", os.getpid())
@@ -92,7 +115,9 @@ class S3App:
             path = scope["path"]
             if path.startswith(HEALTH_PREFIX):
                 await self._health(path, scope, send)
-            elif path.startswith(ADMIN_PREFIX) and self._admin is not None:
+            elif path.startswith(RPC_PREFIX) and self.internode is not None:
+                await self.internode.server(scope, receive, send)
+            elif path.startswith(ADMIN_PREFIX) and self._admin is not None and self.node is not None:
                 await self._admin(scope, receive, send)
             else:
                 await self._s3(scope, receive, send)
@@ -147,11 +172,13 @@ class S3App:
             receive=receive, request_id=request_id,
         )
         try:
-            assert self.node is not None
+            if self.node is None:
+                raise S3Error("ServiceUnavailable", self.not_ready)
             ctx.layer = self.node.layer
             endpoint = router.parse(method, raw_path, query, headers, domains=self.config.domains)
             ctx.endpoint = endpoint
-            if not isinstance(endpoint, endpoints.CorsPreflight):  # browsers never sign preflights
+            # Browsers never sign preflights; a POST form upload carries its signature in the form.
+            if not isinstance(endpoint, (endpoints.CorsPreflight, endpoints.PostObject)):
                 auth = authenticate(ctx, self.config.region, self.lookup_secret)
                 if auth is None:
                     raise S3Error("AccessDenied")
@@ -159,6 +186,7 @@ class S3App:
             response = await dispatch(ctx, endpoint)
         except Exception as exc:
             response = self._error_response(ctx, exc)
+            response.headers.extend(await bucket_config.error_cors_headers(ctx))
         if not ctx.body_consumed and ctx.may_have_body():
             # The request body was never read (an early error): the bytes still in flight would be
             # parsed as the next request on this connection, so close it after the response.

@@ -18,7 +18,7 @@ from appliance.s3.chunked import NEED_DATA, ChunkedDecoder, Data, EndOfBody, Tra
 from appliance.s3.errors import S3Error
 
 if TYPE_CHECKING:
-    from appliance.cluster.pools import ObjectLayer
+    from appliance.cluster.server_pools import ServerPools
     from appliance.s3.sigv4 import AuthResult
 
 UNSIGNED = "UNSIGNED-PAYLOAD"
@@ -44,7 +44,7 @@ class RequestContext:
     request_id: str
     endpoint: Any = None
     auth: AuthResult | None = None
-    layer: ObjectLayer | None = None
+    layer: ServerPools | None = None
     # Filled in by body(): what was received and which checksum it carried.
     checksum: tuple[str, str] | None = None
     _consumed: bool = False

@@ -253,6 +253,10 @@ DOMAIN_ERRORS: dict[type[BaseException], DomainMapping] = {
     engine.ReadQuorumUnavailable: DomainMapping(
         "ServiceUnavailable", "Service is unable to handle request: read quorum not available. Please retry."
     ),
+    engine.LockTimeout: DomainMapping(
+        "ServiceUnavailable", "Service is unable to handle request: the object is locked or too few nodes answer. "
+        "Please retry."
+    ),
     engine.WriteQuorumUnavailable: DomainMapping(
         "ServiceUnavailable", "Service is unable to handle request: write quorum not available. Please retry."
     ),
