@@ -38,6 +38,7 @@ from appliance.cluster.bootstrap import (
 )
 from appliance.cluster.dsync import DistributedLocker, LocalLockPeer, LockPeer, LockServer
 from appliance.cluster.endpoints import Endpoint, Topology, parse_topology
+from appliance.cluster.pool_record import check_pools
 from appliance.cluster.pools import ObjectLayer
 from appliance.cluster.remote_drive import RemoteDrive
 from appliance.cluster.rpc import PeerClient, derive_key
@@ -148,6 +149,8 @@ def prepare_drives(config: ServerConfig) -> list[BootstrapResult]:
         for s, j in boot.fresh:
             mark_for_drive_heal(sets[s][j])
         boots.append(boot)
+    check_pools([[LocalDrive(ep.path) for ep in group] for group in topology.pools[0]],
+                [boot.layout[0][0] for boot in boots])
     return boots
 
 
@@ -283,6 +286,7 @@ def _bootstrap_cluster(topology: Topology, pools: list[list[list[Drive]]], lock_
         for sets in pools:
             boots.append(bootstrap_formats(sets, may_create=first, create_needs_all=True,
                                            deployment_id=boots[0].deployment_id if boots else None))
+        check_pools(pools[0], [boot.layout[0][0] for boot in boots])
         return boots
     finally:
         os.close(fd)
