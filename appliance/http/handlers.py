@@ -13,13 +13,15 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
 from appliance.cluster.bucket_meta import VERSIONING_ENABLED
-from appliance.engine.erasure_set import LatestIsDeleteMarker
+from appliance.engine.erasure_set import LatestIsDeleteMarker, part_sizes
 from appliance.engine.errors import ObjectNotFound
+from appliance.engine.metadata import ObjectVersion
 from appliance.engine.objects import BodyDigest, ObjectInfo, PutOptions
 from appliance.http import bucket_config, multipart, objects_extra, post_object
 from appliance.http.context import RequestContext, Response
@@ -240,10 +242,12 @@ async def put_object(ctx: RequestContext, ep: endpoints.PutObject) -> Response:
         headers.append(("x-amz-version-id", info.version_id))
     if ctx.checksum:
         headers.append((f"x-amz-checksum-{ctx.checksum[0].lower()}", ctx.checksum[1]))
+        headers.append((objects_extra.CHECKSUM_TYPE_KEY, "FULL_OBJECT"))
     return Response(200, headers)
 
 
-def object_headers(info: ObjectInfo, *, checksum_mode: bool) -> list[tuple[str, str]]:
+def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
+    """The headers describing an object on GET / HEAD, its checksums excepted (see `_read_object`)."""
     headers = [
         ("etag", f'"{info.etag}"'),
         ("last-modified", http_date(info.last_modified)),
@@ -251,7 +255,7 @@ def object_headers(info: ObjectInfo, *, checksum_mode: bool) -> list[tuple[str, 
         ("content-type", info.content_type or "binary/octet-stream"),
     ]
     for name, value in info.system_meta.items():
-        if name in STORED_HEADERS or (name == STORAGE_CLASS_KEY) or name.startswith("x-amz-checksum-") and checksum_mode:
+        if name in STORED_HEADERS or name == STORAGE_CLASS_KEY:
             headers.append((name, value))
     for name, value in info.user_meta.items():
         headers.append(("x-amz-meta-" + name, value))
@@ -276,7 +280,49 @@ async def head_object(ctx: RequestContext, ep: endpoints.HeadObject) -> Response
     return await _read_object(ctx, ep, with_body=False)
 
 
-async def _read_object(ctx: RequestContext, ep: Any, *, with_body: bool) -> Response:
+@dataclass(frozen=True)
+class _Span:
+    """The bytes start..end (inclusive) a GET / HEAD serves, and the headers that describe them."""
+
+    start: int
+    end: int
+    partial: bool  # 206 with Content-Range
+    headers: list[tuple[str, str]]
+
+
+def _requested_span(ep: endpoints.GetObject | endpoints.HeadObject, info: ObjectInfo, version: ObjectVersion) -> _Span:
+    """The whole object, a `Range`, or one part (`partNumber`; the router refuses both at once).
+
+    A part of a multipart object carries `x-amz-mp-parts-count` and, with checksum mode, that
+    part's checksums; any other object is one part, so partNumber=1 is all of it. Checksums are
+    returned only for what they cover: never for a byte range.
+    """
+    whole = [(n, v) for n, v in info.system_meta.items()
+             if n.startswith(checksums.HEADER_PREFIX) and n != objects_extra.CHECKSUM_TYPE_KEY]
+    if whole:
+        whole.append((objects_extra.CHECKSUM_TYPE_KEY, objects_extra.checksum_type(info)))
+    sums = whole if ep.checksum_mode else []
+    if ep.part_number is not None:
+        sizes = part_sizes(version)
+        if ep.part_number > len(sizes):
+            raise S3Error("InvalidPartNumber")
+        start = sum(sizes[: ep.part_number - 1])
+        length = sizes[ep.part_number - 1]
+        headers = []
+        if "-" in info.etag and version.parts:
+            headers.append(("x-amz-mp-parts-count", str(len(sizes))))
+            part = version.parts[ep.part_number - 1]
+            sums = [(checksums.header_name(n), v) for n, v in part.checksums.items()] if ep.checksum_mode else []
+        return _Span(start, start + length - 1, length > 0, headers + sums)
+    byte_range = ranges.parse_range(ep.range)
+    if byte_range is None:
+        return _Span(0, info.size - 1, False, sums)
+    start, end = byte_range.resolve(info.size)
+    return _Span(start, end, True, [])
+
+
+async def _read_object(ctx: RequestContext, ep: endpoints.GetObject | endpoints.HeadObject, *,
+                       with_body: bool) -> Response:
     try:
         info, view = await layer(ctx).open_object(ep.bucket, ep.key, ep.version_id)
     except LatestIsDeleteMarker as exc:
@@ -284,25 +330,20 @@ async def _read_object(ctx: RequestContext, ep: Any, *, with_body: bool) -> Resp
     if info.delete_marker:
         return objects_extra.marker_version_response(ctx, info, http_date(info.last_modified))
     conditions.check_read_conditions(ctx.headers, etag=info.etag, last_modified=info.last_modified)
-    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = object_headers(info, checksum_mode=checksum_mode)
-    headers = _apply_overrides(headers, getattr(ep, "response_overrides", {}) or {})
+    headers = _apply_overrides(object_headers(info), dict(ep.response_overrides))
     if with_body and objects_extra.tag_count(info):
         headers.append(("x-amz-tagging-count", str(objects_extra.tag_count(info))))
-    size = info.size
-    byte_range = ranges.parse_range(ctx.headers.get("range"))
+    span = _requested_span(ep, info, view.version)
+    headers += span.headers
     status = 200
-    start, end = 0, size - 1
-    if byte_range is not None:
-        start, end = byte_range.resolve(size)
+    if span.partial:
         status = 206
-        headers.append(("content-range", ranges.content_range(start, end, size)))
-        headers = [(n, v) for n, v in headers if not n.startswith("x-amz-checksum-")]
-    length = end - start + 1 if size else 0
+        headers.append(("content-range", ranges.content_range(span.start, span.end, info.size)))
+    length = span.end - span.start + 1 if info.size else 0
     headers.append(("content-length", str(length)))
     if not with_body or length == 0:
         return Response(status, headers, b"")
-    return Response(status, headers, layer(ctx).stream_object(ep.bucket, ep.key, view, start, end))
+    return Response(status, headers, layer(ctx).stream_object(ep.bucket, ep.key, view, span.start, span.end))
 
 
 async def not_implemented(ctx: RequestContext, ep: Any) -> Response:
@@ -323,7 +364,7 @@ HANDLERS: dict[type, Handler] = {
     **bucket_config.HANDLERS,
     **objects_extra.HANDLERS,
     **post_object.HANDLERS,
-    **multipart.HANDLERS,  # multipart uploads, and GetObject / HeadObject of one part
+    **multipart.HANDLERS,
 }
 
 

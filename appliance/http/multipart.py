@@ -1,4 +1,4 @@
-"""S3 multipart upload handlers, and GetObject / HeadObject of one part (`partNumber`).
+"""S3 multipart upload handlers (reading one part, `partNumber`, is GetObject's: see `handlers.py`).
 
 Contract: same as `handlers.py` (one parsed endpoint in, one `Response` out, bodies streamed, never
 buffered), whose helpers it reuses; `handlers.HANDLERS` registers everything in `HANDLERS` below.
@@ -19,18 +19,17 @@ from typing import Any
 from urllib.parse import quote
 
 from appliance.cluster.bucket_meta import VERSIONING_ENABLED
-from appliance.engine.erasure_set import LatestIsDeleteMarker, part_sizes
 from appliance.engine.errors import InvalidPart, ObjectNotFound
 from appliance.engine.metadata import PartInfo
 from appliance.engine.multipart import Upload
 from appliance.engine.objects import BodyDigest, ObjectInfo, PutOptions
 from appliance.http import handlers as base
 from appliance.http.context import RequestContext, Response
+from appliance.http.objects_extra import CHECKSUM_TYPE_KEY
 from appliance.s3 import checksums, conditions, endpoints, ranges, xml
 from appliance.s3.errors import S3Error
 
 MAX_PART_SIZE = 5 * 1024**3
-CHECKSUM_TYPE_KEY = "x-amz-checksum-type"
 XML = ("content-type", "application/xml")
 
 
@@ -150,8 +149,7 @@ async def upload_part_copy(ctx: RequestContext, ep: endpoints.UploadPartCopy) ->
     upload = await _upload(ctx, ep)
     src = ep.source
     objects = base.layer(ctx)
-    info, view = await objects.open_object(src.bucket, src.key, src.version_id)
-    conditions.check_copy_source_conditions(ep.source_conditions, etag=info.etag, last_modified=info.last_modified)
+    info, view = await base.objects_extra.open_copy_source(ctx, src, ep.source_conditions)
     start, end = 0, info.size - 1
     if ep.source_range is not None:
         start, end = ep.source_range
@@ -302,53 +300,6 @@ async def complete_multipart_upload(ctx: RequestContext, ep: endpoints.CompleteM
     return Response(200, headers, xml.complete_multipart_upload(location, ep.bucket, ep.key, info.etag, sums))
 
 
-# --- reading one part of an object --------------------------------------------------------------
-
-
-async def _read_part(ctx: RequestContext, ep: Any, *, with_body: bool) -> Response:
-    objects = base.layer(ctx)
-    try:
-        info, view = await objects.open_object(ep.bucket, ep.key, ep.version_id)
-    except LatestIsDeleteMarker as exc:
-        return base.objects_extra.latest_marker_response(ctx, exc)
-    if info.delete_marker:
-        return base.objects_extra.marker_version_response(ctx, info, base.http_date(info.last_modified))
-    conditions.check_read_conditions(ctx.headers, etag=info.etag, last_modified=info.last_modified)
-    checksum_mode = ctx.headers.get("x-amz-checksum-mode", "").upper() == "ENABLED"
-    headers = base.object_headers(info, checksum_mode=False)
-    headers = base._apply_overrides(headers, getattr(ep, "response_overrides", {}) or {})
-    sizes = part_sizes(view.version)
-    if ep.part_number > len(sizes):
-        raise S3Error("InvalidPartNumber")
-    start = sum(sizes[: ep.part_number - 1])
-    length = sizes[ep.part_number - 1]
-    multipart = "-" in info.etag
-    if multipart:
-        headers.append(("x-amz-mp-parts-count", str(len(sizes))))
-        if checksum_mode and view.version.parts:
-            headers += _checksum_headers(view.version.parts[ep.part_number - 1])
-    status = 200
-    if length:
-        status = 206
-        headers.append(("content-range", ranges.content_range(start, start + length - 1, info.size)))
-    headers.append(("content-length", str(length)))
-    if not with_body or length == 0:
-        return Response(status, headers, b"")
-    return Response(status, headers, objects.stream_object(ep.bucket, ep.key, view, start, start + length - 1))
-
-
-async def get_object(ctx: RequestContext, ep: endpoints.GetObject) -> Response:
-    if ep.part_number is None:
-        return await base.get_object(ctx, ep)
-    return await _read_part(ctx, ep, with_body=True)
-
-
-async def head_object(ctx: RequestContext, ep: endpoints.HeadObject) -> Response:
-    if ep.part_number is None:
-        return await base.head_object(ctx, ep)
-    return await _read_part(ctx, ep, with_body=False)
-
-
 HANDLERS: dict[type, base.Handler] = {
     endpoints.CreateMultipartUpload: create_multipart_upload,
     endpoints.UploadPart: upload_part,
@@ -357,6 +308,4 @@ HANDLERS: dict[type, base.Handler] = {
     endpoints.AbortMultipartUpload: abort_multipart_upload,
     endpoints.ListParts: list_parts,
     endpoints.ListMultipartUploads: list_multipart_uploads,
-    endpoints.GetObject: get_object,
-    endpoints.HeadObject: head_object,
 }

@@ -12,7 +12,7 @@ streams the source through the engine block by block; it never buffers the objec
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -28,6 +28,7 @@ from appliance.s3.errors import S3Error, error_body, from_exception
 
 TAGGING_KEY = "x-amz-tagging"
 CHECKSUM_PREFIX = "x-amz-checksum-"
+CHECKSUM_TYPE_KEY = "x-amz-checksum-type"
 MAX_COPY_SIZE = 5 * 1024**3
 XML = ("content-type", "application/xml")
 
@@ -140,11 +141,18 @@ async def delete_object_tagging(ctx: RequestContext, ep: endpoints.DeleteObjectT
 # --- GetObjectAttributes ------------------------------------------------------------------------
 
 
+def checksum_type(info: ObjectInfo) -> str:
+    """How the object's checksum covers it: as stored by CompleteMultipartUpload, else (a single
+    upload, or a copy of one) FULL_OBJECT."""
+    return info.system_meta.get(CHECKSUM_TYPE_KEY, "FULL_OBJECT")
+
+
 async def get_object_attributes(ctx: RequestContext, ep: endpoints.GetObjectAttributes) -> Response:
     info, view = await _layer(ctx).open_object(ep.bucket, ep.key, ep.version_id)
     if info.delete_marker:
         _refuse_marker(ep.version_id)
-    sums = {name: value for name, value in info.system_meta.items() if name.startswith(CHECKSUM_PREFIX)}
+    sums = {name: value for name, value in info.system_meta.items()
+            if name.startswith(CHECKSUM_PREFIX) and name != CHECKSUM_TYPE_KEY}
     parts = None
     version_parts = view.version.parts
     multipart = "-" in info.etag
@@ -161,7 +169,7 @@ async def get_object_attributes(ctx: RequestContext, ep: endpoints.GetObjectAttr
     body = xml.get_object_attributes(
         ep.attributes, etag=info.etag, size=info.size,
         storage_class=info.system_meta.get("x-amz-storage-class", "STANDARD"), checksums=sums,
-        checksum_type=("COMPOSITE" if multipart else "FULL_OBJECT") if sums else None, parts=parts,
+        checksum_type=checksum_type(info) if sums else None, parts=parts,
     )
     headers = [XML, ("last-modified", _http_date(info)), *version_headers(info)]
     return Response(200, headers, body)
@@ -174,12 +182,12 @@ def _http_date(info: ObjectInfo) -> str:
 # --- CopyObject ---------------------------------------------------------------------------------
 
 
-async def copy_object(ctx: RequestContext, ep: endpoints.CopyObject) -> Response:
-    # The handlers module holds the request-header -> metadata rules PutObject uses; it imports this
-    # module for its table, so the reverse import waits until a request runs.
-    from appliance.http import handlers
-
-    src = ep.source
+async def open_copy_source(
+    ctx: RequestContext, src: endpoints.CopySource, source_conditions: Mapping[str, str]
+) -> tuple[ObjectInfo, Any]:
+    """The source of CopyObject / UploadPartCopy, opened for reading once its `x-amz-copy-source-if-*`
+    conditions hold: NoSuchKey when its latest version is a delete marker, InvalidRequest when the
+    request names a delete marker by version id."""
     try:
         info, view = await _layer(ctx).open_object(src.bucket, src.key, src.version_id)
     except LatestIsDeleteMarker:
@@ -187,7 +195,17 @@ async def copy_object(ctx: RequestContext, ep: endpoints.CopyObject) -> Response
     if info.delete_marker:
         raise S3Error("InvalidRequest",
                       "The source of a copy request may not specifically refer to a delete marker by version id.")
-    conditions.check_copy_source_conditions(ctx.headers, etag=info.etag, last_modified=info.last_modified)
+    conditions.check_copy_source_conditions(source_conditions, etag=info.etag, last_modified=info.last_modified)
+    return info, view
+
+
+async def copy_object(ctx: RequestContext, ep: endpoints.CopyObject) -> Response:
+    # The handlers module holds the request-header -> metadata rules PutObject uses; it imports this
+    # module for its table, so the reverse import waits until a request runs.
+    from appliance.http import handlers
+
+    src = ep.source
+    info, view = await open_copy_source(ctx, src, ep.source_conditions)
     if info.size > MAX_COPY_SIZE:
         raise S3Error("InvalidRequest", "The specified copy source is larger than the maximum allowable size for a "
                       f"copy source: {MAX_COPY_SIZE}")

@@ -95,6 +95,8 @@ class FormReader:
         start = 0
         while True:
             at = self._buffer.find(marker, start)
+            if at > limit:
+                raise _malformed("A part header or the preamble is too long.")
             if at >= 0:
                 taken = bytes(self._buffer[:at])
                 del self._buffer[: at + len(marker)]

@@ -51,6 +51,8 @@ MAX_LIST = 1000
 MAX_BUCKETS = 10000
 MAX_INT32 = 2**31 - 1
 MAX_PART_NUMBER = 10000
+# Bytes of request header section S3 accepts (names, values, ": " and CRLF), user metadata included.
+MAX_HEADER_SECTION = 8 * 1024
 # A copy onto itself must change one of these, or S3 refuses it as a no-op.
 _COPY_CHANGES = (
     "x-amz-storage-class", "x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id",
@@ -81,6 +83,8 @@ def parse(
     """The endpoint of one request. `raw_path` is percent-encoded as sent, without the query;
     `headers` have lower-case names."""
     method = method.upper()
+    if sum(len(name) + len(value) + 4 for name, value in headers.items()) > MAX_HEADER_SECTION:
+        raise S3Error("RequestHeaderSectionTooLarge", MaxSizeAllowed=str(MAX_HEADER_SECTION))
     if method not in METHODS:
         raise S3Error("MethodNotAllowed", Method=method, ResourceType="SERVICE")
     bucket, key = _locate(raw_path, headers.get("host", ""), domains)
