@@ -149,7 +149,7 @@ def prepare_drives(config: ServerConfig) -> list[BootstrapResult]:
         for s, j in boot.fresh:
             mark_for_drive_heal(sets[s][j])
         boots.append(boot)
-    check_pools([[LocalDrive(ep.path) for ep in group] for group in topology.pools[0]],
+    check_pools([[LocalDrive(ep.path) for ep in group] for pool in topology.pools for group in pool],
                 [boot.layout[0][0] for boot in boots])
     return boots
 
@@ -286,7 +286,7 @@ def _bootstrap_cluster(topology: Topology, pools: list[list[list[Drive]]], lock_
         for sets in pools:
             boots.append(bootstrap_formats(sets, may_create=first, create_needs_all=True,
                                            deployment_id=boots[0].deployment_id if boots else None))
-        check_pools(pools[0], [boot.layout[0][0] for boot in boots])
+        check_pools([group for sets in pools for group in sets], [boot.layout[0][0] for boot in boots])
         return boots
     finally:
         os.close(fd)

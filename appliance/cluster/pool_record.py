@@ -1,12 +1,12 @@
 """The deployment's record of its pools, so that a pool left off the command line is noticed.
 
-Contract: `check_pools(pool0, pool_ids)` runs at start, after every pool's identities are settled.
+Contract: `check_pools(sets, pool_ids)` runs at start, after every pool's identities are settled.
 Each pool is named by the id of its first drive slot (`layout[0][0]` of its format.json). The
-record lists every pool the deployment ever had, in order, and lives in the system area of pool
-0's drives (`.cairn.sys/pools.json`, written to every drive that answers; the longest record
-found wins). Starting with fewer pools than recorded raises `PoolMissing`: objects of the missing
-pool would silently vanish from the namespace, and pools are never removed. A new pool appended
-to the arguments is added to the record.
+record lists every pool the deployment ever had, in order, and lives in the system area of every
+pool's drives (`.cairn.sys/pools.json`, written to every drive that answers; the longest record
+found wins), so that leaving out pool 0 itself is noticed too. Starting with fewer pools than
+recorded raises `PoolMissing`: objects of the missing pool would silently vanish from the
+namespace, and pools are never removed. A new pool appended to the arguments is added to the record.
 """
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def _recorded(drives: list[Drive]) -> list[str]:
     return best
 
 
-def check_pools(pool0: list[list[Drive]], pool_ids: list[str]) -> None:
-    drives = [d for group in pool0 for d in group]
+def check_pools(sets: list[list[Drive]], pool_ids: list[str]) -> None:
+    """Refuse a pool left off or reordered; `sets` are the erasure sets of every pool given."""
+    drives = [d for group in sets for d in group]
     recorded = _recorded(drives)
     missing = [i for i, pool in enumerate(recorded) if pool not in pool_ids]
     if missing:
