@@ -413,8 +413,17 @@ class S3Client:
         if length or method in ("PUT", "POST"):
             signed["content-length"] = str(length)
         target = f"{path}?{query}" if query else path
+        return await self._send(method, target, signed, body, into)
+
+    async def get_unsigned(self, target: str, into: bytearray | None = None) -> Response:
+        """A plain GET of `target` (path and query as sent, e.g. a presigned URL's) with no signature added."""
+        return await self._send("GET", target, {"host": self.host_header}, (), into)
+
+    async def _send(
+        self, method: str, target: str, headers: dict[str, str], body: Sequence[Buffer], into: bytearray | None
+    ) -> Response:
         head = "".join(
-            [f"{method} {target} HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in signed.items()), "\r\n"]
+            [f"{method} {target} HTTP/1.1\r\n", *(f"{k}: {v}\r\n" for k, v in headers.items()), "\r\n"]
         ).encode("utf-8")
         # A kept-alive connection may have been closed by the server's idle timeout just as it was
         # picked; such a request is retried once on a fresh connection if no response byte came.
