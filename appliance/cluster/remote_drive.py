@@ -6,11 +6,16 @@ cross the wire by class name, see `rpc.py`), plus `DriveOffline` when the peer i
 holds no connection of its own: every drive of one peer shares that peer's `PeerClient`. Calls are
 synchronous (the engine runs drive calls on worker threads).
 
-The remote shard writer keeps only a byte count: creating it makes the temp file on the peer, each
-`write` is one append request (the frames concatenated, with the offset it must land at) and `close`
-is one fdatasync request, so any worker process of the peer can serve any of them. A shard reader
-is just an address: `read_at` is one request for those bytes, and a missing shard file is reported
-by the first `read_at` rather than by `open_shard` (the engine handles both alike). `walk` fetches
+The remote shard writer keeps a byte count and a small buffer: creating it makes the temp file on
+the peer, frames are sent in append requests of about `APPEND_BATCH` bytes (each names the offset it
+must land at) and `close` sends the rest, then one fdatasync request, so any worker process of the
+peer can serve any of them. Nothing is durable before `close` anyway, so batching changes when an
+append fails (at a later `write` or at `close`, both of which the engine treats as that drive
+failing), never what is stored. A shard reader is an address plus a read-ahead window: the first
+`read_at` asks for just its bytes; a read that starts where the previous one ended (a sequential
+GET) asks for up to `READ_AHEAD` bytes and serves the following blocks from them, which cuts the
+round trips of a large GET by an order of magnitude. A missing shard file is reported by the first
+`read_at` rather than by `open_shard` (the engine handles both alike). `walk` fetches
 pages of `WALK_PAGE` entries, each starting after the last key received: a walk's keys are strictly
 increasing, common prefixes included, so pages neither repeat nor skip an entry.
 """
@@ -24,6 +29,8 @@ from appliance.cluster.rpc import PeerClient
 from appliance.engine.drive import DiskInfo, ShardReader, ShardWriter, WalkEntry
 
 WALK_PAGE = 1000
+APPEND_BATCH = 1024 * 1024  # bytes of frames gathered before one append request
+READ_AHEAD = 1024 * 1024  # bytes asked for by a sequential read
 
 
 class RemoteShardWriter:
@@ -32,18 +39,31 @@ class RemoteShardWriter:
         self._temp_id = temp_id
         self._part = part
         self._written = 0
+        self._pending: list[bytes] = []
+        self._pending_len = 0
         self._closed = False
 
     def write(self, frames: Sequence[bytes]) -> None:
-        data = b"".join(frames)
+        self._pending.extend(frames)
+        self._pending_len += sum(len(f) for f in frames)
+        if self._pending_len >= APPEND_BATCH:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._pending_len:
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        self._pending_len = 0
         self._drive._call("shard_append", temp_id=self._temp_id, part=self._part, offset=self._written, body=data)
         self._written += len(data)
 
     def close(self) -> None:
-        """Flush on the peer; a second call does nothing."""
+        """Send what is buffered and flush it on the peer; a second call does nothing."""
         if self._closed:
             return
         self._closed = True
+        self._flush()
         self._drive._call("shard_sync", temp_id=self._temp_id, part=self._part)
 
 
@@ -51,10 +71,19 @@ class RemoteShardReader:
     def __init__(self, drive: RemoteDrive, bucket: str, key: str, data_dir: str, part: int) -> None:
         self._drive = drive
         self._address: dict[str, Any] = {"bucket": bucket, "key": key, "data_dir": data_dir, "part": part}
+        self._window = b""
+        self._window_at = 0
+        self._next = -1  # where a sequential read would start
 
     def read_at(self, offset: int, length: int) -> bytes:
-        data: bytes = self._drive._call("shard_read", offset=offset, length=length, raw_response=True, **self._address)
-        return data
+        start = offset - self._window_at
+        if 0 <= start and start + length <= len(self._window):
+            self._next = offset + length
+            return self._window[start : start + length]
+        ask = max(length, READ_AHEAD) if offset == self._next else length
+        data: bytes = self._drive._call("shard_read", offset=offset, length=ask, raw_response=True, **self._address)
+        self._window, self._window_at, self._next = data, offset, offset + length
+        return data[:length]
 
     def close(self) -> None:
         """Nothing is held open on the peer."""

@@ -293,11 +293,11 @@ def test_append_at_a_wrong_offset_is_refused(pair: tuple[LocalDrive, RemoteDrive
     temp_id = f"t-{uuid.uuid4().hex}"
     writer = remote.create_shard_writer(temp_id)
     writer.write([b"12345"])
+    writer.close()  # sends the buffered frames
     append = {"drive": remote.path, "temp_id": temp_id, "part": 1}
     with pytest.raises(FileCorrupt):  # a repeated append would shift every later frame
         peer.call("drive", "shard_append", {**append, "offset": 0}, body=b"12345")
     peer.call("drive", "shard_append", {**append, "offset": 5}, body=b"678")
-    writer.close()
     with open(os.path.join(remote.path, ".cairn.sys", "tmp", temp_id, "part.1"), "rb") as f:
         assert f.read() == b"12345678"
     remote.abort_temp(temp_id)
@@ -419,3 +419,30 @@ def test_errors_cross_the_wire_by_class(cls: type[Exception]) -> None:
 @pytest.mark.parametrize("body", [rpc.encode_error(ValueError("boom")), b"\xc1garbage"])
 def test_unknown_errors_become_drive_offline(body: bytes) -> None:
     assert type(rpc.decode_error(body)) is DriveOffline
+
+
+@pytest.mark.parametrize(("frame", "reads"), [
+    (1000, [(0, 3000), (3000, 3000), (6000, 500_000), (506_000, 1_000_000), (1_506_000, 10)]),  # sequential
+    (70_000, [(0, 70_000), (70_000, 70_000), (5, 10), (2_000_000, 70_000), (140_000, 70_000)]),  # jumps back and forth
+    (4096, [(2_900_000, 400_000), (0, 1)]),  # past the end: short, as a local read
+])
+def test_batched_appends_and_read_ahead_keep_every_byte(
+    pair: tuple[LocalDrive, RemoteDrive], frame: int, reads: list[tuple[int, int]]
+) -> None:
+    remote = pair[1]
+    local = LocalDrive(remote.path)  # the served folder itself, read without the RPC
+    payload = os.urandom(3 * 1024 * 1024 + 123)
+    temp_id = f"t-{uuid.uuid4().hex}"
+    writer = remote.create_shard_writer(temp_id)
+    for at in range(0, len(payload), frame * 3):
+        writer.write([payload[at : at + frame], payload[at + frame : at + 2 * frame], payload[at + 2 * frame : at + 3 * frame]])
+    writer.close()
+    bucket = f"b{uuid.uuid4().hex[:8]}"
+    remote.make_volume(bucket, b"{}")
+    remote.commit(bucket, "k", b"meta", temp_id, "%d.x")
+    reader = remote.open_shard(bucket, "k", "%d.x")
+    local_reader = local.open_shard(bucket, "k", "%d.x")
+    for offset, length in reads:
+        assert reader.read_at(offset, length) == local_reader.read_at(offset, length) == payload[offset : offset + length]
+    local_reader.close()
+    reader.close()
