@@ -438,12 +438,29 @@ async def plan_heal(sets: list[ErasureSet], buckets: list[tuple[str, bytes]], pr
     return HealPlan(work)
 
 
-async def heal_tree(plan: HealPlan) -> AsyncIterator[HealResult]:
-    """Heal every bucket directory and every object of the plan, yielding each object's result."""
-    for eset, bucket, meta, keys in plan.work:
-        await heal_bucket(eset, bucket, meta)
-        for key in keys:
-            yield await heal_object(eset, bucket, key)
+HEAL_CONCURRENCY = 4  # objects healed at once by one tree heal: reads of one overlap writes of another
+
+
+async def heal_tree(plan: HealPlan, concurrency: int = HEAL_CONCURRENCY) -> AsyncIterator[HealResult]:
+    """Heal every bucket directory and every object of the plan, `concurrency` objects at a time,
+    yielding each object's result as it finishes (each object is healed under its own lock)."""
+    pending: set[asyncio.Future[HealResult]] = set()
+    try:
+        for eset, bucket, meta, keys in plan.work:
+            await heal_bucket(eset, bucket, meta)
+            for key in keys:
+                pending.add(asyncio.ensure_future(heal_object(eset, bucket, key)))
+                if len(pending) >= concurrency:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        yield task.result()
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+    finally:
+        for task in pending:  # the consumer stopped early: do not leave heals running unobserved
+            task.cancel()
 
 
 # --- the background healer ----------------------------------------------------------------------
