@@ -5,7 +5,8 @@ Usage:
   cairn-sim --long                   run the full matrix (4, 8, 16 drives, every parity); report to docs/
   cairn-sim --only TEXT              only scenarios whose name contains TEXT
   cairn-sim --dump ci|long           print a library as YAML and exit
-  cairn-sim --check                  say what this machine lacks for the simulator, and exit
+  cairn-sim --check                  say what this machine lacks for the simulator (loop devices, XFS, FUSE,
+                                     and `ip`/`iptables`/namespaces for distributed scenarios), and exit
   cairn-sim --bench                  healing rate of a replaced drive vs raw write speed of its image
 Exit status: 0 when every scenario passed, 1 when any failed, 2 when none could run here.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -41,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="report missing requirements and exit")
     parser.add_argument("--bench", action="store_true", help="measure the healing rate of a replaced drive")
     args = parser.parse_args(argv)
+    # A terminated run still tears down what it built (mounts, namespaces, servers) on its way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     if args.check:
-        problems = support.missing(fuse=True)
+        problems = support.missing(fuse=True, network=True)
         for line in problems:
             print(f"missing: {line}")
         print("all requirements met" if not problems else f"{len(problems)} requirement(s) missing")

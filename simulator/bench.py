@@ -20,7 +20,7 @@ from typing import Any
 from appliance.engine.drive import SYS_DIR
 from appliance.engine.healing import DRIVE_HEAL_MARKER
 from simulator.cluster import BUCKET, Cluster
-from simulator.waiting import wait_for
+from simulator.waiting import wait_until
 from simulator.workload import body
 
 
@@ -74,10 +74,10 @@ def heal_benchmark(workdir: Path, objects: int = 96, object_size: int = 8 * 2**2
         bucket_dir = drive.mnt / BUCKET
         # Watched on the drive itself, every 20 ms: the monitor formats the blank drive and leaves the
         # heal marker; the healer's first object appears; the marker goes once the drive is whole.
-        wait_for(marker.exists, 60, "the monitor to format the replaced drive", interval=0.02)
-        wait_for(lambda: bucket_dir.is_dir() and any(bucket_dir.iterdir()), 60, "healing to start", interval=0.02)
+        wait_until(marker.exists, 60, 0.02, "the monitor to format the replaced drive")
+        wait_until(lambda: bucket_dir.is_dir() and any(bucket_dir.iterdir()), 60, 0.02, "healing to start")
         started = time.perf_counter()
-        wait_for(lambda: not marker.exists(), 600, "the replaced drive to heal", interval=0.02)
+        wait_until(lambda: not marker.exists(), 600, 0.02, "the replaced drive to heal")
         finished = time.perf_counter()
         problems = cluster.missing_copies(keys, [0])
         if problems:

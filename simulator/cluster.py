@@ -16,17 +16,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.config import Config
 from botocore.credentials import Credentials
 
 from appliance.engine.drive import LocalDrive
@@ -34,22 +30,12 @@ from appliance.engine.erasure_set import decode_metas
 from appliance.engine.healing import shards_intact
 from appliance.engine.metadata import ObjectMeta
 from simulator.drives import IMAGE_MB, SimDrive
-from simulator.waiting import poll_until, wait_for
+from simulator.process import REGION, clean_env, free_port, group_members, http_status, s3_client, tool
+from simulator.waiting import poll_until, wait_until
 
 ROOT_USER = "cairn-sim-root"
 ROOT_PASSWORD = "cairn-sim-root-secret"
-REGION = "us-east-1"
 BUCKET = "sim"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def cairn_bin() -> str:
-    return str(Path(sys.executable).parent / "cairn")
 
 
 class Cluster:
@@ -75,7 +61,7 @@ class Cluster:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "CAIRN_", "MINIO_"))}
+        env = clean_env()
         env.update(CAIRN_ROOT_USER=ROOT_USER, CAIRN_ROOT_PASSWORD=ROOT_PASSWORD, PYTHONUNBUFFERED="1")
         if self.disable_heal:
             env["CAIRN_DEBUG_DISABLE_HEAL"] = "1"
@@ -91,7 +77,7 @@ class Cluster:
         self.client().create_bucket(Bucket=BUCKET)
 
     def start(self) -> None:
-        args = [cairn_bin(), "server", "--address", f"127.0.0.1:{self.port}",
+        args = [tool("cairn"), "server", "--address", f"127.0.0.1:{self.port}",
                 "--console-address", f"127.0.0.1:{self.console_port}", "--workers", "1",
                 "--parity", str(self.parity), "--lock-dir", str(self.workdir / "locks"),
                 "--scan-interval", str(self.scan_interval), "--heal-throttle", str(self.heal_throttle),
@@ -101,19 +87,12 @@ class Cluster:
                                             stdin=subprocess.DEVNULL, start_new_session=True)
         self.pids.add(self.process.pid)
         self.stopped = False
-        wait_for(self._ready, 60, f"cairn server on {self.endpoint} to be ready (log: {self.log_path})")
+        wait_until(self._ready, 60, 0.1, f"cairn server on {self.endpoint} to be ready (log: {self.log_path})")
 
     def _ready(self) -> bool:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"cairn server exited early; see {self.log_path}:\n{self.log_tail()}")
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
-        try:
-            conn.request("GET", "/minio/health/ready")
-            return conn.getresponse().status == 200
-        except OSError:
-            return False
-        finally:
-            conn.close()
+        return http_status("127.0.0.1", self.port, "/minio/health/ready") == 200
 
     def log_tail(self, lines: int = 40) -> str:
         try:
@@ -142,7 +121,7 @@ class Cluster:
         self.pids.discard(self.process.pid)
         # Workers die with the group; wait until none is left before the drives are touched.
         pgid = self.process.pid
-        poll_until(lambda: not _group_alive(pgid), 10, 0.05)
+        poll_until(lambda: not group_members(pgid), 10, 0.05)
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
@@ -168,45 +147,14 @@ class Cluster:
     # --- clients ----------------------------------------------------------------------------------
 
     def client(self, timeout: float = 20.0) -> Any:
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint, region_name=REGION, aws_access_key_id=ROOT_USER,
-            aws_secret_access_key=ROOT_PASSWORD,
-            config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
-                          retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3,
-                          read_timeout=timeout, max_pool_connections=16),
-        )
+        return s3_client(self.endpoint, ROOT_USER, ROOT_PASSWORD, connect_timeout=3, read_timeout=timeout,
+                         max_pool_connections=16)
 
     def heal_status(self) -> dict[str, Any] | None:
-        """GET /cairn/admin/v1/heal/status, signed as root; None if the server does not answer."""
-        path = "/cairn/admin/v1/heal/status"
-        request = AWSRequest(method="GET", url=self.endpoint + path, data=b"")
-        S3SigV4Auth(Credentials(ROOT_USER, ROOT_PASSWORD), "s3", REGION).add_auth(request)
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-        try:
-            conn.request("GET", path, headers=dict(request.headers.items()))
-            response = conn.getresponse()
-            body = response.read()
-            if response.status != 200:
-                return None
-            doc: dict[str, Any] = json.loads(body)
-            return doc
-        except (OSError, ValueError):
-            return None
-        finally:
-            conn.close()
+        return heal_status("127.0.0.1", self.port)
 
     def admin_heal(self) -> dict[str, int]:
-        """Run `cairn admin heal` as an operator would; returns its summary counts and exit code."""
-        env = self.env()
-        env.update(CAIRN_ACCESS_KEY=ROOT_USER, CAIRN_SECRET_KEY=ROOT_PASSWORD)
-        done = subprocess.run([cairn_bin(), "admin", "heal", "--endpoint", self.endpoint], env=env,
-                              capture_output=True, text=True, timeout=600)
-        match = re.search(r"healed (\d+), purged (\d+), failed (\d+) of (\d+) objects", done.stdout)
-        if match is None:
-            raise RuntimeError(f"`cairn admin heal` gave no summary ({done.returncode}): {done.stderr.strip()}")
-        healed, purged, failed, scanned = (int(g) for g in match.groups())
-        return {"healed": healed, "purged": purged, "failed": failed, "scanned": scanned,
-                "exit": done.returncode}
+        return admin_heal(self.endpoint)
 
     # --- the on-disk truth ------------------------------------------------------------------------
 
@@ -218,27 +166,56 @@ class Cluster:
         for slot in chosen:
             drive = LocalDrive(str(self.drives[slot].mnt))
             for key in key_list:
-                try:
-                    raw = drive.read_meta(BUCKET, key)
-                except Exception as exc:
-                    problems.append(f"drive {slot}: {key}: no metadata ({type(exc).__name__})")
-                    continue
-                meta = decode_metas([raw])[0]
-                if not isinstance(meta, ObjectMeta):
-                    problems.append(f"drive {slot}: {key}: corrupt metadata")
-                    continue
-                for v in meta.versions:
-                    if v.erasure is not None and not v.deleted and not shards_intact(drive, BUCKET, key, v):
-                        problems.append(f"drive {slot}: {key}: shard missing or failing its hash")
+                problem = copy_problem(drive, key)
+                if problem:
+                    problems.append(f"drive {slot}: {key}: {problem}")
         return problems
 
 
-def _group_alive(pgid: int) -> bool:
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+def copy_problem(drive: LocalDrive, key: str) -> str:
+    """What is wrong with `key`'s copy on `drive` ("" when its metadata and every shard verify)."""
+    try:
+        raw = drive.read_meta(BUCKET, key)
+    except Exception as exc:
+        return f"no metadata ({type(exc).__name__})"
+    meta = decode_metas([raw])[0]
+    if not isinstance(meta, ObjectMeta):
+        return "corrupt metadata"
+    for v in meta.versions:
+        if v.erasure is not None and not v.deleted and not shards_intact(drive, BUCKET, key, v):
+            return "shard missing or failing its hash"
+    return ""
+
+
+def heal_status(host: str, port: int) -> dict[str, Any] | None:
+    """GET /cairn/admin/v1/heal/status of one server, signed as root; None if it does not answer."""
+    path = "/cairn/admin/v1/heal/status"
+    request = AWSRequest(method="GET", url=f"http://{host}:{port}{path}", data=b"")
+    S3SigV4Auth(Credentials(ROOT_USER, ROOT_PASSWORD), "s3", REGION).add_auth(request)
+    conn = http.client.HTTPConnection(host, port, timeout=5)
+    try:
+        conn.request("GET", path, headers=dict(request.headers.items()))
+        response = conn.getresponse()
+        body = response.read()
+        if response.status != 200:
+            return None
+        doc: dict[str, Any] = json.loads(body)
+        return doc
+    except (OSError, ValueError):
+        return None
+    finally:
+        conn.close()
+
+
+def admin_heal(endpoint: str) -> dict[str, int]:
+    """Run `cairn admin heal` against `endpoint` as an operator would; returns its summary counts and exit code."""
+    env = clean_env()
+    env.update(CAIRN_ACCESS_KEY=ROOT_USER, CAIRN_SECRET_KEY=ROOT_PASSWORD)
+    done = subprocess.run([tool("cairn"), "admin", "heal", "--endpoint", endpoint], env=env,
+                          capture_output=True, text=True, timeout=600)
+    match = re.search(r"healed (\d+), purged (\d+), failed (\d+) of (\d+) objects", done.stdout)
+    if match is None:
+        raise RuntimeError(f"`cairn admin heal` gave no summary ({done.returncode}): {done.stderr.strip()}")
+    healed, purged, failed, scanned = (int(g) for g in match.groups())
+    return {"healed": healed, "purged": purged, "failed": failed, "scanned": scanned, "exit": done.returncode}
+

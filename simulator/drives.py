@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from simulator.waiting import wait_for
+from simulator.waiting import wait_until
 
 IMAGE_MB = 320  # XFS refuses filesystems under 300 MB; the image is sparse, so this costs nothing
 
@@ -88,7 +88,7 @@ class SimDrive:
         )
         log.close()
         self.pids.add(self.fuse_process.pid)
-        wait_for(lambda: _is_mount(self.fuse_path), 15, f"FUSE mount of drive {self.index}")
+        wait_until(lambda: _is_mount(self.fuse_path), 15, 0.1, f"FUSE mount of drive {self.index}")
 
     def _stop_fuse(self) -> None:
         if self.fuse_process is None:

@@ -1,7 +1,8 @@
 """What must hold after every step, given the faults in force: the simulator's judgement, pure.
 
-Contract: `FaultState` tracks which faults are active on which drive slot and whether the node
-runs; it knows the set's read tolerance (parity) and write tolerance (drives beyond the write
+Contract: `FaultState` tracks which faults are active on which drive slot (of one erasure set; in a
+distributed cluster a node fault marks the slots that node holds, as seen from the node the
+simulator reads through) and whether the single node runs; it knows the set's read tolerance (parity) and write tolerance (drives beyond the write
 quorum). The `check_*` functions take observed outcomes and return violations (readable lines;
 empty when all is well). The rules:
   - never wrong bytes: a read answers the acknowledged bytes or fails, whatever the faults;
@@ -61,11 +62,15 @@ class FaultState:
     def write_faulty(self) -> set[int]:
         return {s for s, kinds in self.active.items() if kinds & WRITE_FAULTS}
 
+    def partitioned(self) -> bool:
+        """In a network partition the lock quorum, not only the drive count, decides: no claim is made."""
+        return any("partitioned" in kinds for kinds in self.active.values())
+
     def reads_within_tolerance(self) -> bool:
-        return self.node == "up" and len(self.read_faulty()) <= self.parity
+        return self.node == "up" and not self.partitioned() and len(self.read_faulty()) <= self.parity
 
     def writes_within_tolerance(self) -> bool:
-        return self.node == "up" and len(self.write_faulty()) <= self.write_tolerance
+        return self.node == "up" and not self.partitioned() and len(self.write_faulty()) <= self.write_tolerance
 
     def quiet(self) -> bool:
         return self.node == "up" and not self.active

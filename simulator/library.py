@@ -6,7 +6,9 @@ in the test suite (4 drives where that suffices, small objects) and is also stor
 `scenarios/ci.yaml`; `long_library()` is the full matrix for sets of 4, 8 and 16 drives at every
 parity: 0 to parity+1 failed drives, mixed faults, SIGKILL under load, a drive failing during
 healing, a replaced drive healing under client writes, bitrot, slow and flaky drives, a frozen
-node, and the broken-engine check.
+node, and the broken-engine check. Both hold the distributed scenarios (`distributed()`): 4 nodes x
+4 drives in network namespaces, two EC 4+4 sets, with a node killed and restarted, a node paused, a
+link cut and a 2|2 partition.
 """
 
 from __future__ import annotations
@@ -126,11 +128,41 @@ def broken_engine(n: int, p: int) -> Doc:
             "steps": [{"replace": [0]}, {"expect": {"healed_within": 20, "redundancy": "restored"}}]}
 
 
+def _four_nodes(name: str, description: str, steps: list[Doc], big: bool) -> Doc:
+    """4 nodes x 4 drives, two EC 4+4 sets: each node holds 2 drives of each set."""
+    return {"name": f"d4x4-ec4p4-{name}", "nodes": 4, "drives_per_node": 4, "set_size": 8, "parity": 4,
+            "workload": _workload(16 if big else 6, big), "description": description, "steps": steps}
+
+
+def distributed(big: bool = False) -> list[Doc]:
+    """Node faults on a 4-node cluster: each must leave the other nodes serving, or (a 2|2 split) refuse
+    writes on both sides; after it is undone, healing restores what the faulted node missed."""
+    both = {"expect": {"reads": "succeed", "writes": "succeed"}}
+    healed = {"expect": {"healed_within": HEAL_WITHIN}}
+    return [
+        _four_nodes("kill-restart", "Node 4 is SIGKILLed, the others keep serving; it is restarted and healed "
+                                    "until two other nodes can be lost.",
+                    [{"kill-node": 4}, both, {"restart-node": 4}, both, _healed()], big),
+        _four_nodes("pause", "Node 4 is frozen (SIGSTOP): the others mark it offline and keep serving; after "
+                             "SIGCONT it catches up.",
+                    [{"pause-node": 4}, both, {"resume-node": 4}, both, healed], big),
+        _four_nodes("cut-link", "Node 4's link goes down (a silent blackhole); the others keep serving; the link "
+                                "comes back and node 4 is healed.",
+                    [{"cut-link": 4}, both, {"heal-link": 4}, both, healed], big),
+        _four_nodes("partition-2-2", "Nodes 1,2 | 3,4 split (firewalls answer with TCP resets): a half holds 4 of "
+                                     "8 drives, one short of the write quorum, so writes fail cleanly on both sides; "
+                                     "after the split heals, writes succeed and nothing diverged.",
+                    [{"partition": [[1, 2], [3, 4]], "reject": True}, {"expect": {"reads": "auto", "writes": "fail"}},
+                     {"heal-partition": True}, both, healed], big),
+    ]
+
+
 def ci_library() -> list[Doc]:
     docs = [failures(4, p, f) for p in range(3) for f in range(p + 2)]
     docs += [failures(8, 4, 4), failures(8, 4, 5)]
     docs += [mixed(4, 2), crash_under_load(4, 2), fail_during_heal(4, 2), replace_under_load(4, 2),
              damage(4, 2), slow_and_flaky(4, 2), frozen_node(4, 2), broken_engine(4, 2)]
+    docs += distributed()
     return docs
 
 
@@ -146,4 +178,5 @@ def long_library() -> list[Doc]:
                 docs.append(fail_during_heal(n, p, True))
         docs += [slow_and_flaky(n, n // 4), frozen_node(n, n // 4)]
     docs.append(broken_engine(4, 2))
+    docs += distributed(big=True)
     return docs

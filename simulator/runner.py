@@ -1,11 +1,13 @@
 """Run one scenario against a fresh cluster and judge it.
 
-Contract: `run_scenario(scenario, workdir)` builds a cluster for the scenario, writes the
-workload, executes the steps in order, checks the invariants after every step, and always tears
+Contract: `Runner(scenario, workdir).run()` builds a cluster for the scenario (one node on
+loop-mounted drives, or with `nodes` > 1 a `NodeCluster` in network namespaces), writes the workload, executes the steps in order, checks the invariants after every step, and always tears
 down what it built (drives, mounts, processes). It returns a `ScenarioResult`: pass/fail, every
 violation with the step it came from, the timeline of faults, client samples and healing progress.
 A scenario marked `broken_engine` runs with healing disabled and passes only if the simulator
 caught that (at least one violation): the proof that the simulator can see a broken engine.
+In a distributed scenario reads go through one available node and write probes through every
+available node, each judged on its own (a 2|2 partition must refuse writes on both sides).
 """
 
 from __future__ import annotations
@@ -14,17 +16,24 @@ import random
 import signal
 import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from simulator import support
 from simulator.cluster import Cluster
 from simulator.invariants import FaultState, Outcome, check_expectation, check_reads
-from simulator.scenario import DESTRUCTIVE, Scenario, Step
+from simulator.nodes import REFUSED_WRITE_TIMEOUT, NodeCluster
+from simulator.scenario import DESTRUCTIVE, NODE_FAULT_KINDS, NODE_FAULT_UNDO, NODE_FAULTS, Scenario, Step
 from simulator.waiting import poll_until
 from simulator.workload import Ledger, Load, Recorder, read_all, read_one, write_objects
 
 SETTLE = 20.0  # seconds a recovered cluster gets to notice drives coming back before reads must succeed
+# A node whose link came back first waits out the internode requests that hung meanwhile (30 s read
+# timeout) and answers 503 until then; its peers notice it within a probe interval.
+NODE_SETTLE = 45.0
 
 
 @dataclass
@@ -48,8 +57,14 @@ class ScenarioResult:
 class Runner:
     def __init__(self, scenario: Scenario, workdir: Path) -> None:
         self.s = scenario
-        self.cluster = Cluster(workdir, scenario.drives, scenario.parity, scenario.fuse,
-                               disable_heal=scenario.broken_engine)
+        self.cluster: Cluster | NodeCluster
+        if scenario.distributed:
+            self.cluster = NodeCluster(workdir, scenario.nodes, scenario.drives_per_node, scenario.drives,
+                                       scenario.parity, disable_heal=scenario.broken_engine)
+        else:
+            self.cluster = Cluster(workdir, scenario.drives, scenario.parity, scenario.fuse,
+                                   disable_heal=scenario.broken_engine)
+        self.settle = NODE_SETTLE if scenario.distributed else SETTLE
         self.result = ScenarioResult(scenario)
         self.rec = self.result.recorder
         self.ledger = Ledger()
@@ -57,9 +72,16 @@ class Runner:
         self.rng = random.Random(scenario.workload.seed)
         self.load: Load | None = None
         self.touched: set[int] = set()  # slots faulted or replaced: the ones healing must restore
+        self.touched_nodes: set[int] = set()  # nodes faulted (distributed)
         self._sampling = threading.Event()
 
     # --- plumbing ---------------------------------------------------------------------------------
+
+    @property
+    def single(self) -> Cluster:
+        """The single-node cluster; drive faults and `node:` steps exist only there (the parser sees to it)."""
+        assert isinstance(self.cluster, Cluster), "a single-node step reached a distributed scenario"
+        return self.cluster
 
     def violation(self, step: str, text: str) -> None:
         self.result.violations.append(f"[{step}] {text}")
@@ -75,9 +97,10 @@ class Runner:
                     self.rec.heal.append((self.rec.now(), int(doc.get("bytes_written", 0)),
                                           int(doc.get("objects_healed", 0))))
 
-    def read_back(self, step: str, settle: float) -> list[Outcome]:
-        """Read every acknowledged object; within tolerance, retry failures for up to `settle` s."""
-        client = self.cluster.client()
+    def read_back(self, step: str, settle: float, client: Any = None) -> list[Outcome]:
+        """Read every acknowledged object (through `client`, default the cluster's); within tolerance,
+        retry failures for up to `settle` s."""
+        client = client or self.cluster.client()
         outcomes = read_all(client, self.ledger, self.rec)
         if self.state.reads_within_tolerance() and any(o.status == "error" for o in outcomes):
             deadline = time.monotonic() + settle
@@ -90,14 +113,16 @@ class Runner:
     # --- the run ----------------------------------------------------------------------------------
 
     def run(self) -> ScenarioResult:
-        problems = support.missing(fuse=bool(self.s.fuse))
+        problems = support.missing_distributed() if self.s.distributed else support.missing(fuse=bool(self.s.fuse))
         if problems:
             self.result.skipped = "; ".join(problems)
             return self.result
         started = time.monotonic()
         sampler = threading.Thread(target=self._sample_heal, daemon=True)
         try:
-            self.rec.event("setup", f"{self.s.drives} drives, parity {self.s.parity}"
+            shape = (f"{self.s.nodes} nodes x {self.s.drives_per_node} drives, sets of {self.s.drives}"
+                     if self.s.distributed else f"{self.s.drives} drives")
+            self.rec.event("setup", f"{shape}, parity {self.s.parity}"
                                     + (", healing DISABLED (broken engine)" if self.s.broken_engine else ""))
             self.cluster.create()
             self.rec.t0 = time.monotonic()
@@ -135,11 +160,12 @@ class Runner:
     def check_invariants(self, label: str) -> None:
         if self.state.node != "up":
             return  # a frozen or dead node answers nothing; the step's own expectation covers it
-        for v in check_reads(self.state, self.read_back(label, SETTLE)):
-            self.violation(label, v)
+        for via, outcomes in self._through_each_node(lambda client: self.read_back(label, self.settle, client)):
+            for v in check_reads(self.state, outcomes):
+                self.violation(label, f"{v}{via}")
 
     def execute(self, step: Step, label: str) -> None:
-        drives = [self.cluster.drives[i] for i in step.drives]
+        drives = [self.single.drives[i] for i in step.drives]
         if step.action == "fault":
             for slot, d in zip(step.drives, drives, strict=True):
                 self._inject(step, d.index)
@@ -157,6 +183,8 @@ class Runner:
                 self.touched.add(slot)
         elif step.action == "node":
             self._node(step.kind)
+        elif step.action in NODE_FAULTS:
+            self._node_fault(step)
         elif step.action == "load":
             self._load(step)
         elif step.action == "wait_load":
@@ -171,7 +199,7 @@ class Runner:
             self._expect(step, label)
 
     def _inject(self, step: Step, slot: int) -> None:
-        d = self.cluster.drives[slot]
+        d = self.single.drives[slot]
         kind = step.kind
         if kind == "dead":
             d.shutdown()
@@ -188,7 +216,7 @@ class Runner:
             self.rec.event("fault", f"{kind}: {len(hit)} files on drive {slot}")
 
     def _recover(self, kind: str, slot: int) -> None:
-        d = self.cluster.drives[slot]
+        d = self.single.drives[slot]
         if kind == "dead":
             d.revive()
         elif kind == "missing":
@@ -202,17 +230,47 @@ class Runner:
 
     def _node(self, action: str) -> None:
         if action == "sigkill":
-            self.cluster.kill()
+            self.single.kill()
             self.state.node = "down"
         elif action == "sigstop":
-            self.cluster.signal(signal.SIGSTOP)
+            self.single.signal(signal.SIGSTOP)
             self.state.node = "stopped"
         elif action == "sigcont":
-            self.cluster.signal(signal.SIGCONT)
+            self.single.signal(signal.SIGCONT)
             self.state.node = "up"
         else:
-            self.cluster.restart()
+            self.single.restart()
             self.state.node = "up"
+
+    def _node_fault(self, step: Step) -> None:
+        """A node fault on the distributed cluster, and what it does to the slots seen from the reader."""
+        cluster = self.cluster
+        assert isinstance(cluster, NodeCluster), "the parser allows node faults only in distributed scenarios"
+        act = {"kill-node": cluster.kill_node, "pause-node": cluster.pause_node, "resume-node": cluster.resume_node,
+               "cut-link": cluster.cut_link, "heal-link": cluster.heal_link}
+        if step.action in act:
+            for i in step.nodes:
+                act[step.action](i)
+        elif step.action == "partition":
+            cluster.partition(step.groups, step.reject)
+        elif step.action == "heal-partition":
+            cluster.heal_partition()
+        else:
+            cluster.restart_nodes(step.nodes)
+        self.touched_nodes.update(step.nodes)
+        if step.action == "partition":
+            reader = cluster.reader()
+            faulted = [i for group in step.groups if reader not in group for i in group]
+        else:
+            faulted = step.nodes or cluster.numbers
+        for i in faulted:
+            for slot in cluster.slots_of(i):
+                if step.action in NODE_FAULT_KINDS:
+                    self.state.add(slot, NODE_FAULT_KINDS[step.action])
+                elif step.action in NODE_FAULT_UNDO:
+                    self.state.remove(slot, {NODE_FAULT_UNDO[step.action]})
+                else:  # restart-node: whatever stopped the node is over
+                    self.state.remove(slot, {"node_down", "node_paused"})
 
     def _load(self, step: Step) -> None:
         load = Load(self.cluster.client, self.s.workload.seed, self.ledger, self.s.workload.sizes, self.rec,
@@ -225,8 +283,8 @@ class Runner:
         for at in step.sigkill_at:
             time.sleep(max(began + at - time.monotonic(), 0))
             self.rec.event("node", f"SIGKILL under load at {at:g} s")
-            self.cluster.kill()
-            self.cluster.start()
+            self.single.kill()
+            self.single.start()
             self.rec.event("node", "restarted")
         load.join()
         self.result.violations += load.violations
@@ -241,28 +299,44 @@ class Runner:
             if self.state.node == "stopped":
                 outcomes = [read_one(self.cluster.client(timeout=2), w) for w in self.ledger.items()[:1]]
             else:
-                outcomes = self.read_back(label, SETTLE if expected == "succeed" else 0)
-            for v in check_expectation("reads", expected, outcomes):
-                self.violation(label, v)
+                settle = self.settle if expected == "succeed" else 0
+                for via, outcomes in self._through_each_node(lambda client: self.read_back(label, settle, client)):
+                    for v in check_expectation(f"reads{via}", expected, outcomes):
+                        self.violation(label, v)
         if step.writes:
             expected = self.state.resolve(step.writes, reads=False)
-            for v in check_expectation("writes", expected, self._probe_writes(expected)):
-                self.violation(label, v)
+            timeout = REFUSED_WRITE_TIMEOUT if expected == "fail" else 20.0
+            for via, outcomes in self._through_each_node(lambda client: self._probe_writes(client, expected), timeout):
+                for v in check_expectation(f"writes{via}", expected, outcomes):
+                    self.violation(label, v)
         if step.healed_within:
             self._expect_healed(step.healed_within, label)
         if step.redundancy:
             self._expect_redundancy(label)
 
-    def _probe_writes(self, expected: str) -> list[Outcome]:
+    def _through_each_node(self, probe: Callable[[Any], list[Outcome]],
+                           timeout: float = 20.0) -> list[tuple[str, list[Outcome]]]:
+        """(" via node i", outcomes) of `probe(client)` through every available node at once (a node that
+        hangs costs each peer an internode timeout before it is marked offline: paid once, in parallel);
+        ("", outcomes) through the one node of a single-node cluster."""
+        if not isinstance(self.cluster, NodeCluster):
+            return [("", probe(self.cluster.client(timeout=2 if self.state.node == "stopped" else 20)))]
+        clients = self.cluster.clients(timeout)
+        with ThreadPoolExecutor(len(clients)) as pool:
+            results = list(pool.map(probe, (client for _, client in clients)))
+        return [(f" {via}", outcomes) for (via, _), outcomes in zip(clients, results, strict=True)]
+
+    def _probe_writes(self, client: Any, expected: str) -> list[Outcome]:
         """One new object of each workload size; when success is expected, a failed write is retried
-        (as a new object) for up to SETTLE s, the time a recovered drive takes to be noticed."""
-        client = self.cluster.client(timeout=2 if self.state.node == "stopped" else 20)
+        (as a new object) for up to `settle` s, the time a recovered drive takes to be noticed."""
         sizes = sorted(set(self.s.workload.sizes))
-        if self.state.node == "stopped":
-            sizes = sizes[:1]  # each write to a frozen node costs a full client timeout
+        if self.state.node == "stopped" or (expected == "fail" and self.s.distributed):
+            # Each write to a frozen node costs a full client timeout, each refused one in a
+            # partition a lock timeout: one is enough to see the failure.
+            sizes = sizes[:1]
         w = self.s.workload
         outcomes = write_objects(client, w.seed, self.ledger, len(sizes), sizes, "probe", self.rec)
-        deadline = time.monotonic() + (SETTLE if expected == "succeed" else 0)
+        deadline = time.monotonic() + (self.settle if expected == "succeed" else 0)
         while any(o.status == "error" for o in outcomes) and time.monotonic() < deadline:
             time.sleep(0.5)
             retry = [sizes[i] for i, o in enumerate(outcomes) if o.status == "error"]
@@ -293,6 +367,9 @@ class Runner:
         if summary["healed"] or summary["failed"] or summary["purged"]:
             self.violation(label, f"`cairn admin heal` still found work: healed {summary['healed']}, "
                                   f"purged {summary['purged']}, failed {summary['failed']} of {summary['scanned']}")
+        if isinstance(self.cluster, NodeCluster):
+            self._read_without_nodes(self.cluster, label)
+            return
         # Take `parity` other drives away: every object must now come from the healed drives too.
         others = [i for i in range(self.s.drives) if i not in self.touched and i not in self.s.fuse]
         others = others[: self.s.parity]
@@ -300,13 +377,34 @@ class Runner:
             return
         self.rec.event("verify", f"drives {others} removed to read from the healed drives")
         for i in others:
-            self.cluster.drives[i].remove()
+            self.single.drives[i].remove()
             self.state.add(i, "missing")
         try:
-            outcomes = self.read_back(label, SETTLE)
+            outcomes = self.read_back(label, self.settle)
             for v in check_expectation("reads with the other drives removed", "succeed", outcomes):
                 self.violation(label, v)
         finally:
             for i in others:
-                self.cluster.drives[i].reinsert()
+                self.single.drives[i].reinsert()
                 self.state.remove(i, {"missing"})
+
+    def _read_without_nodes(self, cluster: NodeCluster, label: str) -> None:
+        """Kill as many untouched nodes as parity allows: every object must now come from the healed ones too."""
+        others = [i for i in cluster.numbers if i not in self.touched_nodes]
+        others = others[: self.s.parity // len(cluster.slots_of(1))]
+        if not others or self.state.active or len(others) == len(cluster.numbers):
+            return
+        self.rec.event("verify", f"nodes {others} killed to read from the healed nodes")
+        for i in others:
+            cluster.kill_node(i)
+            for slot in cluster.slots_of(i):
+                self.state.add(slot, "node_down")
+        try:
+            outcomes = self.read_back(label, self.settle)
+            for v in check_expectation(f"reads with nodes {others} killed", "succeed", outcomes):
+                self.violation(label, v)
+        finally:
+            cluster.restart_nodes(others)
+            for i in others:
+                for slot in cluster.slots_of(i):
+                    self.state.remove(slot, {"node_down"})

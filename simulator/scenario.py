@@ -2,8 +2,21 @@
 
 Contract: `parse_scenario(doc)` turns one mapping (from YAML) into a `Scenario` or raises
 `ScenarioError` naming the field at fault; nothing reaches the runner unchecked. A scenario is a
-cluster shape (drives, parity, which slots sit behind FUSE), a workload written and checksummed
-first, and a list of steps, each one action:
+cluster shape, a workload written and checksummed first, and a list of steps, each one action.
+The shape is one node (`drives`: one erasure set, `parity`, which slots sit behind `fuse`) or, with
+`nodes` > 1, a distributed cluster in network namespaces (`nodes`, `drives_per_node`, `set_size`
+(default: all drives, at most 16), `parity` per set); there `drives` is the set size, and the drive
+steps and `node:` are refused, node faults take their place. Node faults name nodes 1..nodes:
+
+    kill-node: N | [N...]          (SIGKILL the node's process group)
+    pause-node / resume-node: N    (SIGSTOP / SIGCONT)
+    cut-link / heal-link: N        (the node's veth down / up: a silent blackhole)
+    partition: [[1, 2], [3, 4]]    (drop traffic between the groups; `reject: true` answers TCP with
+                                    resets instead of silence)
+    heal-partition: true
+    restart-node: N                (stop if running, start, wait until the cluster sees all drives)
+
+Single-node steps:
 
     fault: KIND, drives: [slots]   (dead, missing, full, readonly, bitrot, truncate, meta_delete,
                                     meta_corrupt, slow, flaky; damage kinds take `count`: files, 0=all;
@@ -31,15 +44,22 @@ import yaml
 
 DRIVE_FAULTS = {"dead", "missing", "full", "readonly", "bitrot", "truncate", "meta_delete", "meta_corrupt",
                 "slow", "flaky"}
+NODE_FAULTS = {"kill-node", "pause-node", "resume-node", "cut-link", "heal-link", "partition", "heal-partition",
+               "restart-node"}
+# What a node fault does to the node's drives, seen from the node the simulator reads through.
+NODE_FAULT_KINDS = {"kill-node": "node_down", "pause-node": "node_paused", "cut-link": "link_cut",
+                    "partition": "partitioned"}
+NODE_FAULT_UNDO = {"resume-node": "node_paused", "heal-link": "link_cut", "heal-partition": "partitioned"}
 # Faults that make a drive's copies unreadable while they last (count against read tolerance).
-READ_FAULTS = {"dead", "missing", "replaced", "bitrot", "truncate", "meta_delete", "meta_corrupt", "flaky"}
+READ_FAULTS = {"dead", "missing", "replaced", "bitrot", "truncate", "meta_delete", "meta_corrupt", "flaky",
+               *NODE_FAULT_KINDS.values()}
 # Faults that make a drive refuse writes (count against write tolerance).
-WRITE_FAULTS = {"dead", "missing", "full", "readonly", "flaky"}
+WRITE_FAULTS = {"dead", "missing", "full", "readonly", "flaky", *NODE_FAULT_KINDS.values()}
 # Faults that destroy the drive's copies: only healing brings them back.
 DESTRUCTIVE = {"replaced", "bitrot", "truncate", "meta_delete", "meta_corrupt"}
 NODE_ACTIONS = {"sigkill", "sigstop", "sigcont", "restart"}
 OUTCOMES = {"succeed", "fail", "auto"}
-STEP_KEYS = {"fault", "recover", "replace", "node", "load", "wait_load", "wait_healing_started", "expect"}
+STEP_KEYS = {"fault", "recover", "replace", "node", "load", "wait_load", "wait_healing_started", "expect"} | NODE_FAULTS
 SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB)?\s*$")
 UNITS = {None: 1, "B": 1, "KiB": 1024, "MiB": 1024 * 1024}
 
@@ -69,6 +89,9 @@ class Step:
     readers: int = 1
     sigkill_at: list[float] = field(default_factory=list)
     background: bool = False
+    nodes: list[int] = field(default_factory=list)
+    groups: list[list[int]] = field(default_factory=list)
+    reject: bool = False
     reads: str = ""
     writes: str = ""
     healed_within: float = 0.0
@@ -81,6 +104,11 @@ class Step:
             return f"replace drives {self.drives}"
         if self.action == "node":
             return f"node {self.kind}"
+        if self.action == "partition":
+            how = " (TCP resets)" if self.reject else ""
+            return "partition " + " | ".join(str(g) for g in self.groups) + how
+        if self.action in NODE_FAULTS and self.nodes:
+            return f"{self.action} {', '.join(map(str, self.nodes))}"
         if self.action == "load":
             kills = f", SIGKILL at {self.sigkill_at} s" if self.sigkill_at else ""
             bg = " (background)" if self.background else ""
@@ -105,6 +133,12 @@ class Scenario:
     fuse: list[int] = field(default_factory=list)
     description: str = ""
     broken_engine: bool = False  # run with CAIRN_DEBUG_DISABLE_HEAL=1: this scenario must FAIL
+    nodes: int = 1
+    drives_per_node: int = 0  # distributed only; `drives` is then the erasure set size
+
+    @property
+    def distributed(self) -> bool:
+        return self.nodes > 1
 
     @property
     def k(self) -> int:
@@ -139,7 +173,34 @@ def _outcome(value: Any, where: str) -> str:
     return str(value)
 
 
-def parse_step(raw: Any, drives: int, fuse: list[int], where: str) -> Step:
+def _node_numbers(value: Any, nodes: int, where: str) -> list[int]:
+    numbers = [value] if isinstance(value, int) else value
+    if not isinstance(numbers, list) or not numbers or not all(isinstance(n, int) and 1 <= n <= nodes
+                                                               for n in numbers):
+        raise ScenarioError(f"{where}: nodes are numbered 1 to {nodes}, got {value!r}")
+    return list(numbers)
+
+
+def _partition_groups(value: Any, nodes: int, where: str) -> list[list[int]]:
+    if not isinstance(value, list) or len(value) < 2:
+        raise ScenarioError(f"{where}: partition takes two or more groups of nodes, e.g. [[1, 2], [3, 4]]")
+    groups = [_node_numbers(group, nodes, where) for group in value]
+    listed = [n for group in groups for n in group]
+    if sorted(listed) != list(range(1, nodes + 1)):
+        raise ScenarioError(f"{where}: partition groups must hold every node 1 to {nodes} exactly once, got {value!r}")
+    return groups
+
+
+def parse_node_fault(action: str, raw: dict[str, Any], nodes: int, where: str) -> Step:
+    value = raw[action]
+    if action == "partition":
+        return Step(action, groups=_partition_groups(value, nodes, where), reject=bool(raw.get("reject", False)))
+    if action == "heal-partition":
+        return Step(action)
+    return Step(action, nodes=_node_numbers(value, nodes, where))
+
+
+def parse_step(raw: Any, drives: int, fuse: list[int], where: str, nodes: int = 1) -> Step:
     if not isinstance(raw, dict):
         raise ScenarioError(f"{where}: a step is a mapping, got {raw!r}")
     actions = STEP_KEYS & raw.keys()
@@ -147,6 +208,13 @@ def parse_step(raw: Any, drives: int, fuse: list[int], where: str) -> Step:
         raise ScenarioError(f"{where}: a step has exactly one of {sorted(STEP_KEYS)}, got {sorted(raw)}")
     action = actions.pop()
     value = raw[action]
+    if action in NODE_FAULTS:
+        if nodes == 1:
+            raise ScenarioError(f"{where}: {action} needs a distributed scenario (nodes > 1); one node uses `node:`")
+        return parse_node_fault(action, raw, nodes, where)
+    if nodes > 1 and action in ("fault", "recover", "replace", "node"):
+        raise ScenarioError(f"{where}: {action} is for single-node scenarios; a distributed one has node faults: "
+                            f"{sorted(NODE_FAULTS)}")
     if action in ("fault", "recover"):
         if value not in DRIVE_FAULTS:
             raise ScenarioError(f"{where}: unknown fault {value!r}; known: {sorted(DRIVE_FAULTS)}")
@@ -173,6 +241,8 @@ def parse_step(raw: Any, drives: int, fuse: list[int], where: str) -> Step:
         if not isinstance(value, dict) or float(value.get("seconds", 0)) <= 0:
             raise ScenarioError(f"{where}: load needs a mapping with seconds > 0")
         kills = [float(t) for t in value.get("sigkill_at", [])]
+        if kills and nodes > 1:
+            raise ScenarioError(f"{where}: sigkill_at is for single-node scenarios; use kill-node steps")
         if any(not 0 < t < float(value["seconds"]) for t in kills):
             raise ScenarioError(f"{where}: sigkill_at times must fall inside the load's seconds")
         return Step(action, seconds=float(value["seconds"]), writers=int(value.get("writers", 1)),
@@ -198,9 +268,7 @@ def parse_scenario(doc: Any, source: str = "<scenario>") -> Scenario:
     if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", name):
         raise ScenarioError(f"{source}: name must be lowercase letters, digits, '.', '_' or '-', got {name!r}")
     where = f"{source}: {name}"
-    drives = doc.get("drives")
-    if not isinstance(drives, int) or not 2 <= drives <= 16:
-        raise ScenarioError(f"{where}: drives must be 2 to 16 (one erasure set), got {drives!r}")
+    nodes, drives_per_node, drives = _shape(doc, where)
     parity = doc.get("parity")
     if not isinstance(parity, int) or not 0 <= parity <= drives // 2:
         raise ScenarioError(f"{where}: parity must be 0 to {drives // 2}, got {parity!r}")
@@ -214,9 +282,33 @@ def parse_scenario(doc: Any, source: str = "<scenario>") -> Scenario:
     raw_steps = doc.get("steps")
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ScenarioError(f"{where}: steps must be a non-empty list")
-    steps = [parse_step(s, drives, fuse, f"{where}: step {i + 1}") for i, s in enumerate(raw_steps)]
+    steps = [parse_step(s, drives, fuse, f"{where}: step {i + 1}", nodes) for i, s in enumerate(raw_steps)]
     return Scenario(name=name, drives=drives, parity=parity, steps=steps, workload=workload, fuse=fuse,
-                    description=str(doc.get("description", "")), broken_engine=bool(doc.get("broken_engine")))
+                    description=str(doc.get("description", "")), broken_engine=bool(doc.get("broken_engine")),
+                    nodes=nodes, drives_per_node=drives_per_node)
+
+
+def _shape(doc: dict[str, Any], where: str) -> tuple[int, int, int]:
+    """(nodes, drives per node, drives per erasure set) of a scenario document."""
+    nodes = doc.get("nodes", 1)
+    if not isinstance(nodes, int) or not 1 <= nodes <= 9:
+        raise ScenarioError(f"{where}: nodes must be 1 to 9, got {nodes!r}")
+    if nodes == 1:
+        drives = doc.get("drives")
+        if not isinstance(drives, int) or not 2 <= drives <= 16:
+            raise ScenarioError(f"{where}: drives must be 2 to 16 (one erasure set), got {drives!r}")
+        return 1, 0, drives
+    if "drives" in doc or "fuse" in doc:
+        raise ScenarioError(f"{where}: a distributed scenario gives drives_per_node and set_size, not drives or fuse")
+    per_node = doc.get("drives_per_node")
+    if not isinstance(per_node, int) or not 1 <= per_node <= 16:
+        raise ScenarioError(f"{where}: drives_per_node must be 1 to 16, got {per_node!r}")
+    total = nodes * per_node
+    set_size = doc.get("set_size", total)
+    if not isinstance(set_size, int) or not 2 <= set_size <= 16 or total % set_size or set_size % nodes:
+        raise ScenarioError(f"{where}: set_size must be 2 to 16, divide the {total} drives and be a multiple of "
+                            f"the {nodes} nodes (each set spans every node alike), got {set_size!r}")
+    return nodes, per_node, set_size
 
 
 def load_file(path: Path) -> list[Scenario]:

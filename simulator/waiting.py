@@ -1,8 +1,8 @@
-"""Waiting for conditions: the simulator never sleeps a fixed time to let something happen.
+"""Waiting for conditions: neither the simulator nor the tests sleep a fixed time to let something happen.
 
-Contract: `wait_for(predicate, timeout, what)` polls until the predicate returns something truthy
-and returns it, or raises TimeoutError naming `what`. `poll_until` is the same, but returns None on
-timeout instead of raising (for expectations that report rather than abort).
+Contract: `wait_until(predicate, timeout, interval, message)` polls until the predicate returns
+something truthy and returns it, or raises TimeoutError naming `message`. `poll_until` is the same,
+but returns None on timeout instead of raising (for expectations that report rather than abort).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ def poll_until(predicate: Callable[[], T], timeout: float, interval: float = 0.2
         time.sleep(interval)
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.05, message: str = "") -> T:
+    """Call `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
     result = poll_until(predicate, timeout, interval)
     if result is None or not result:
-        raise TimeoutError(f"{what}: not within {timeout:g} s")
+        raise TimeoutError(f"condition not met within {timeout:g} s: {message or predicate!r}")
     return result

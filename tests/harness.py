@@ -6,7 +6,8 @@ a log file there. Each server runs in its own process group, so `kill()` and `st
 worker processes too and never anything else. A server is stopped at interpreter exit if a test
 forgot to. `run_aws` runs the real AWS CLI against a server with an isolated configuration, so the
 host's ~/.aws never leaks in. `wait_until` is the only way tests wait: for a condition, never for
-a fixed time.
+a fixed time. The process and HTTP helpers and `wait_until` are the simulator's own
+(`simulator.process`, `simulator.waiting`), shared with the network-namespace lab.
 """
 
 from __future__ import annotations
@@ -16,29 +17,40 @@ import contextlib
 import http.client
 import os
 import signal
-import socket
+import ssl
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
-T = TypeVar("T")
+from simulator.process import (
+    BIN_DIR,
+    REGION,
+    clean_env,
+    free_port,
+    group_members,
+    http_status,
+    s3_client,
+    tool,
+)
+from simulator.waiting import wait_until
+
+__all__ = ["BIN_DIR", "REGION", "READY_TIMEOUT", "ROOT_PASSWORD", "ROOT_USER", "STOP_TIMEOUT", "CairnServer",
+           "S3Client", "ServerError", "free_port", "fresh_bucket_name", "run_aws", "run_cairn", "start_server",
+           "wait_until"]
 
 # boto3 ships no type information; its clients are dynamic objects.
 S3Client = Any
 
-BIN_DIR = Path(sys.executable).parent
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 30.0
 ROOT_USER = "cairn-test-root"
 ROOT_PASSWORD = "cairn-test-root-secret"
-REGION = "us-east-1"
 
 _live_servers: set[CairnServer] = set()
 
@@ -47,78 +59,18 @@ class ServerError(AssertionError):
     """The server did not start, did not become ready, or did not stop as asked."""
 
 
-def wait_until(predicate: Callable[[], T], timeout: float, interval: float = 0.05, message: str = "") -> T:
-    """Call `predicate` until it returns something truthy, and return that; fail after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() >= deadline:
-            raise TimeoutError(f"condition not met within {timeout:g} s: {message or predicate!r}")
-        time.sleep(interval)
-
-
 def fresh_bucket_name(prefix: str = "t") -> str:
     """A valid bucket name that no other test uses."""
     return f"{prefix}-{uuid.uuid4().hex[:16]}"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _tool(name: str) -> str:
-    """A console script of the virtualenv that runs the tests (`cairn`, `aws`)."""
-    path = BIN_DIR / name
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run scripts/setup")
-    return str(path)
-
-
-def _clean_env() -> dict[str, str]:
-    """The test process's environment without settings that would change a server or a client."""
-    prefixes = ("AWS_", "CAIRN_", "MINIO_", "BOTO_")
-    return {name: value for name, value in os.environ.items() if not name.startswith(prefixes)}
-
-
-def _http_status(host: str, port: int, path: str, timeout: float = 2.0) -> int | None:
-    """Status of a plain GET, or None if nothing answered."""
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        response = conn.getresponse()
-        response.read()
-        return response.status
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
-def _group_members(pgid: int) -> list[int]:
-    """PIDs of the live processes in process group `pgid`; zombies do not count, whoever reaps them."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        state, group = fields[0], int(fields[2])
-        if group == pgid and state != "Z":
-            members.append(int(stat.parent.name))
-    return members
 
 
 class CairnServer:
     """One `cairn server` process (and its workers) on loopback, started by `start_server`."""
 
     def __init__(self, root: Path, drives: list[Path], workers: int, parity: int | None,
-                 extra_args: Iterable[str], env: Mapping[str, str] | None) -> None:
+                 extra_args: Iterable[str], env: Mapping[str, str] | None, ca: Path | None = None) -> None:
         self.root = root
+        self.ca = ca  # set: the server speaks HTTPS with a certificate issued by this CA file
         self.drives = drives
         self.workers = workers
         self.parity = parity
@@ -131,7 +83,7 @@ class CairnServer:
         self.log_path = root / "server.log"
         self.aws_config_path = root / "aws-config"
         self.aws_credentials_path = root / "aws-credentials"
-        self.env = _clean_env()
+        self.env = clean_env()
         self.env.update({
             "CAIRN_ROOT_USER": self.access_key,
             "CAIRN_ROOT_PASSWORD": self.secret_key,
@@ -143,10 +95,10 @@ class CairnServer:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ca else 'http'}://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        args = [_tool("cairn"), "server",
+        args = [tool("cairn"), "server",
                 "--address", f"{self.host}:{self.port}",
                 "--console-address", f"{self.host}:{self.console_port}",
                 "--workers", str(self.workers)]
@@ -176,19 +128,32 @@ class CairnServer:
             if process is None or process.poll() is not None:
                 code = None if process is None else process.returncode
                 raise ServerError(f"cairn server exited with {code} before it was ready\n{self.log_tail()}")
-            if _http_status(self.host, self.port, "/minio/health/ready") == 200:
+            if self._ready_status() == 200:
                 return
             if time.monotonic() >= deadline:
                 self.kill()
                 raise ServerError(f"cairn server not ready within {timeout:g} s\n{self.log_tail()}")
             time.sleep(0.05)
 
+    def _ready_status(self) -> int | None:
+        if self.ca is None:
+            return http_status(self.host, self.port, "/minio/health/ready")
+        conn = http.client.HTTPSConnection(self.host, self.port, timeout=2.0,
+                                           context=ssl.create_default_context(cafile=str(self.ca)))
+        try:
+            conn.request("GET", "/minio/health/ready")
+            return conn.getresponse().status
+        except OSError:
+            return None
+        finally:
+            conn.close()
+
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
     def _group_alive(self) -> bool:
         """True while any live (non-zombie) process is in the server's process group."""
-        return self.process is not None and bool(_group_members(self.process.pid))
+        return self.process is not None and bool(group_members(self.process.pid))
 
     def kill(self) -> None:
         """SIGKILL the server and its workers at once (its own process group), as a crash would."""
@@ -261,23 +226,10 @@ class CairnServer:
 
         `config` overrides botocore `Config` fields (e.g. `s3={"payload_signing_enabled": False}`).
         """
-        settings: dict[str, Any] = {
-            "region_name": REGION,
-            "signature_version": "s3v4",
-            "s3": {"addressing_style": "path"},
-            "retries": {"max_attempts": 1, "mode": "standard"},
-            "connect_timeout": 5,
-            "read_timeout": 60,
-            "max_pool_connections": 16,
-        }
-        settings.update(config)
-        return boto3.session.Session().client(
-            "s3",
-            endpoint_url=self.endpoint,
-            aws_access_key_id=access_key if access_key is not None else self.access_key,
-            aws_secret_access_key=secret_key if secret_key is not None else self.secret_key,
-            config=Config(**settings),
-        )
+        return s3_client(self.endpoint, access_key if access_key is not None else self.access_key,
+                         secret_key if secret_key is not None else self.secret_key,
+                         verify=str(self.ca) if self.ca else None,
+                         **{"connect_timeout": 5, "read_timeout": 60, "max_pool_connections": 16, **config})
 
     def anonymous_client(self) -> S3Client:
         """A boto3 S3 client that sends no credentials at all."""
@@ -291,8 +243,10 @@ class CairnServer:
 
     def admin_env(self) -> dict[str, str]:
         """Environment for `cairn admin` commands against this server."""
-        env = _clean_env()
+        env = clean_env()
         env.update({"CAIRN_ACCESS_KEY": self.access_key, "CAIRN_SECRET_KEY": self.secret_key})
+        if self.ca:
+            env["CAIRN_CA"] = str(self.ca)
         return env
 
     def __repr__(self) -> str:
@@ -300,20 +254,24 @@ class CairnServer:
 
 
 def start_server(tmp_path: Path, drives: int = 4, workers: int = 1, parity: int | None = None,
-                 extra_args: Iterable[str] = (), env: Mapping[str, str] | None = None) -> CairnServer:
-    """Start `cairn server` on `drives` fresh folders under `tmp_path` and wait until it is ready."""
+                 extra_args: Iterable[str] = (), env: Mapping[str, str] | None = None,
+                 ca: Path | None = None) -> CairnServer:
+    """Start `cairn server` on `drives` fresh folders under `tmp_path` and wait until it is ready.
+
+    `ca`: the server serves HTTPS (pass `--certs-dir` in `extra_args`) with a certificate this CA
+    file verifies; the endpoint, the clients and `cairn admin` use https:// and trust it."""
     tmp_path.mkdir(parents=True, exist_ok=True)
     drive_paths = [tmp_path / f"drive{i}" for i in range(1, drives + 1)]
     for path in drive_paths:
         path.mkdir(exist_ok=True)
-    server = CairnServer(tmp_path, drive_paths, workers, parity, extra_args, env)
+    server = CairnServer(tmp_path, drive_paths, workers, parity, extra_args, env, ca)
     server.start()
     return server
 
 
 def run_cairn(server: CairnServer, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """Run `cairn ARGS...` with the server's admin credentials; never raises for a non-zero exit."""
-    return subprocess.run([_tool("cairn"), *args], env=server.admin_env(), capture_output=True, text=True,
+    return subprocess.run([tool("cairn"), *args], env=server.admin_env(), capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
@@ -325,7 +283,7 @@ def run_aws(server: CairnServer, *args: str, check: bool = True, timeout: float 
     writes one), the credentials come from the environment, and retries are off. With `check`, a
     non-zero exit fails the test with the command's output.
     """
-    env = _clean_env()
+    env = clean_env()
     env.update({
         "AWS_ACCESS_KEY_ID": server.access_key,
         "AWS_SECRET_ACCESS_KEY": server.secret_key,
@@ -337,9 +295,15 @@ def run_aws(server: CairnServer, *args: str, check: bool = True, timeout: float 
         "AWS_RETRY_MODE": "standard",
         "AWS_PAGER": "",
     })
-    command = [_tool("aws"), *args]
+    command = [tool("aws"), *args]
     if args and args[0] != "configure":
         command[1:1] = ["--endpoint-url", server.endpoint]
+    return run_client(command, env, check=check, timeout=timeout, cwd=cwd)
+
+
+def run_client(command: list[str], env: Mapping[str, str], *, check: bool = True, timeout: float = 300,
+               cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run a client tool to completion; with `check`, a non-zero exit fails the test with its output."""
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout,
                             stdin=subprocess.DEVNULL, cwd=cwd)
     if check and result.returncode != 0:

@@ -16,7 +16,8 @@ from simulator.library import ci_library
 from simulator.runner import Runner
 from simulator.scenario import Scenario, parse_scenario
 
-SCENARIOS = [parse_scenario(d, "ci library") for d in ci_library() if not d.get("broken_engine")]
+SCENARIOS = [parse_scenario(d, "ci library") for d in ci_library()
+             if not d.get("broken_engine") and d.get("nodes", 1) == 1]  # distributed: test_distributed_scenarios
 
 pytestmark = pytest.mark.timeout(240)
 

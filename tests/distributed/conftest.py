@@ -1,4 +1,4 @@
-"""Multi-node tests on a network-namespace lab (tests/distributed/netns.py); they need root, `ip` and `iptables`.
+"""Multi-node tests on a network-namespace lab (simulator/netns.py); they need root, `ip` and `iptables`.
 
 Contract: registers the `distributed` marker that tests of the distributed mode (issue 5) carry, so
 `pytest -m "not distributed"` leaves them out while that mode is being wired.

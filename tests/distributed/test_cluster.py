@@ -2,7 +2,7 @@
 
 Every node gets the same arguments, `http://10.99.N.1{1...4}:9000<root>/node/d{1...4}` (16 drives),
 with `--parity 4` (one erasure set, EC 12+4) or `--set-size 8 --parity 4` (two sets, EC 4+4); the
-lab (tests/distributed/netns.py) gives each node private drive folders behind that shared path.
+lab (simulator/netns.py) gives each node private drive folders behind that shared path.
 Clients are boto3 in the test process, talking to each node's own address. The checks: what one node
 writes every node reads and lists at once; a node killed, paused or cut off does not stop the others;
 a node that comes back is healed; a 2|2 partition stops writes on both sides with a 503 instead of
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tests.distributed.netns import ClusterLab
+from simulator.netns import ClusterLab
 from tests.harness import fresh_bucket_name, wait_until
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(180)]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import BotoCoreError
 
-from tests.distributed.netns import ClusterLab, LabError, NetLab
+from simulator.netns import ClusterLab, LabError, NetLab
 from tests.harness import fresh_bucket_name, wait_until
 
 

@@ -1,14 +1,14 @@
 """A network-namespace lab: each Cairn node on its own IP address, with faults a real network has.
 
 Contract: `NetLab` claims a free lab number N, creates bridge `cairnbr<N>` with 10.99.<N>.1/24 in
-the root namespace (checked with `ip route get`, so clients in the test process reach every host
-directly) and, per `add_host(i)`, a namespace `cairn-<N>-<i>` whose veth pair joins the bridge, with
+the root namespace (checked with `ip route get`, so clients in this process, the simulator's or a
+test's, reach every host directly) and, per `add_host(i)`, a namespace `cairn-<N>-<i>` whose veth pair joins the bridge, with
 address 10.99.<N>.(10+i)/24. Faults: `cut(i)` / `heal_link(i)` take the host-side veth down / up (a
 silent blackhole); `drop(i, from_ip)` / `undrop(i, from_ip)` add / remove an iptables rule inside
 host i's namespace that drops (or, with `reset=True`, answers with a TCP reset) traffic from an
 address. `close()` removes exactly what this lab created, also after a failure half-way, and runs at
-interpreter exit for a lab a test forgot to close. Missing `ip` or `iptables` is an error naming
-scripts/setup, never a skip.
+interpreter exit for a lab its user forgot to close. Missing `ip` or `iptables` is an error naming
+the package (`support.missing_network`), never a skip.
 
 `ClusterLab` runs the real `cairn server` on such hosts. Every node gets the same arguments: its
 private folder `<root>/node<i>` is bind-mounted on `<root>/node` inside a mount namespace of its own
@@ -24,7 +24,6 @@ import atexit
 import contextlib
 import functools
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -33,25 +32,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
-from botocore.config import Config
-
-from tests.harness import (
-    READY_TIMEOUT,
-    REGION,
-    ROOT_PASSWORD,
-    ROOT_USER,
-    S3Client,
-    _clean_env,
-    _group_members,
-    _http_status,
-    _tool,
-    wait_until,
-)
+from simulator import support
+from simulator.cluster import ROOT_PASSWORD, ROOT_USER
+from simulator.process import clean_env, group_members, http_status, s3_client, tool
+from simulator.waiting import wait_until
 
 SUBNET_PREFIX = "10.99"
 LAB_NUMBERS = range(1, 255)
 COMMAND_TIMEOUT = 30.0
+NODE_READY_TIMEOUT = 30.0
 CLUSTER_READY_TIMEOUT = 90.0
 STOP_TIMEOUT = 15.0
 S3_PORT = 9000
@@ -64,13 +53,11 @@ class LabError(AssertionError):
     """The lab could not be built, changed or torn down as asked."""
 
 
-def require_tools(*names: str) -> None:
-    """Fail (never skip) when a tool the lab needs is not installed."""
-    missing = [name for name in names if shutil.which(name) is None]
-    if missing:
-        raise LabError(f"{', '.join(missing)} missing: run scripts/setup (it installs iproute2 and iptables)")
-    if os.geteuid() != 0:
-        raise LabError("the network-namespace lab needs root (network namespaces, bridges, mounts)")
+def require_network() -> None:
+    """Fail (never skip) when this machine lacks what the lab needs: root, `ip`, `iptables`, namespaces."""
+    problems = support.missing_distributed()
+    if problems:
+        raise LabError("the network-namespace lab cannot run here: " + "; ".join(problems))
 
 
 def run_checked(args: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> subprocess.CompletedProcess[str]:
@@ -83,7 +70,7 @@ def run_checked(args: Sequence[str], timeout: float = COMMAND_TIMEOUT) -> subpro
 
 def kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     """Send `sig` to the process group `process` leads, while any member of it is alive."""
-    if process.poll() is None or _group_members(process.pid):
+    if process.poll() is None or group_members(process.pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
 
@@ -92,7 +79,7 @@ def reap_group(process: subprocess.Popen[bytes]) -> None:
     """SIGKILL a process group and wait until none of its members is left."""
     kill_group(process, signal.SIGKILL)
     process.wait(timeout=COMMAND_TIMEOUT)
-    wait_until(lambda: not _group_members(process.pid), 10, message=f"process group {process.pid} to vanish")
+    wait_until(lambda: not group_members(process.pid), 10, message=f"process group {process.pid} to vanish")
 
 
 @dataclass
@@ -151,7 +138,7 @@ class NetLab:
         return f"{SUBNET_PREFIX}.{self.number}.{1 if i == 0 else 10 + i}"
 
     def open(self) -> None:
-        require_tools("ip", "iptables", "unshare", "nsenter")
+        require_network()
         _open_labs.add(self)
         try:
             self._claim_bridge()
@@ -213,7 +200,9 @@ class NetLab:
 
     def _rule(self, from_ip: str, reset: bool) -> list[str]:
         if reset:
-            return ["INPUT", "-s", from_ip, "-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]
+            # Resets themselves pass: with rules both ways (a partition) each side must hear the other's.
+            return ["INPUT", "-s", from_ip, "-p", "tcp", "!", "--tcp-flags", "RST", "RST",
+                    "-j", "REJECT", "--reject-with", "tcp-reset"]
         return ["INPUT", "-s", from_ip, "-j", "DROP"]
 
     def drop(self, i: int, from_ip: str, reset: bool = False) -> None:
@@ -320,7 +309,7 @@ class ClusterLab:
         self.workers = workers
         self.shared_dir = root / "node"
         self.access_key, self.secret_key = ROOT_USER, ROOT_PASSWORD
-        self.env = _clean_env()
+        self.env = clean_env()
         self.env.update({"CAIRN_ROOT_USER": self.access_key, "CAIRN_ROOT_PASSWORD": self.secret_key,
                          "PYTHONUNBUFFERED": "1", "TMPDIR": str(self.shared_dir / "tmp")})
         self.env.update(env or {})
@@ -359,7 +348,7 @@ class ClusterLab:
     def server_command(self, i: int) -> list[str]:
         """`cairn server ...` for node i: only --address / --console-address differ between nodes."""
         address = self.nodes[i].host.address
-        return [_tool("cairn"), "server",
+        return [tool("cairn"), "server",
                 "--address", f"{address}:{S3_PORT}",
                 "--console-address", f"{address}:{CONSOLE_PORT}",
                 "--workers", str(self.workers),
@@ -394,9 +383,9 @@ class ClusterLab:
         self.wait_cluster_ready(timeout)
 
     def ready(self, i: int) -> bool:
-        return _http_status(self.nodes[i].host.address, S3_PORT, "/minio/health/ready", timeout=1.0) == 200
+        return http_status(self.nodes[i].host.address, S3_PORT, "/minio/health/ready", timeout=1.0) == 200
 
-    def wait_ready(self, i: int, timeout: float = READY_TIMEOUT) -> None:
+    def wait_ready(self, i: int, timeout: float = NODE_READY_TIMEOUT) -> None:
         """Wait until node i answers /minio/health/ready with 200; fail with its log if it exits or times out."""
         node = self.nodes[i]
         deadline = time.monotonic() + timeout
@@ -415,7 +404,7 @@ class ClusterLab:
         for i in self.nodes:
             self.wait_ready(i, max(1.0, deadline - time.monotonic()))
         for i in self.nodes:
-            wait_until(lambda i=i: self.drives_online(i), max(1.0, deadline - time.monotonic()),
+            wait_until(functools.partial(self.drives_online, i), max(1.0, deadline - time.monotonic()),
                        message=f"node {i} sees every drive online")
 
     def drives_online(self, i: int) -> bool:
@@ -474,30 +463,20 @@ class ClusterLab:
                 self.start(i)
         self.wait_cluster_ready(timeout)
 
-    def s3(self, i: int, **config: Any) -> S3Client:
+    def s3(self, i: int, **config: Any) -> Any:
         """A boto3 client for node i: path-style, connect timeout 2 s, read timeout 10 s, no retries.
 
         `config` overrides botocore `Config` fields (e.g. `read_timeout=60`).
         """
-        settings: dict[str, Any] = {
-            "region_name": REGION,
-            "signature_version": "s3v4",
-            "s3": {"addressing_style": "path"},
-            "retries": {"max_attempts": 1, "mode": "standard"},
-            "connect_timeout": 2,
-            "read_timeout": 10,
-        }
-        settings.update(config)
-        return boto3.session.Session().client(
-            "s3", endpoint_url=self.nodes[i].endpoint, aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key, config=Config(**settings))
+        return s3_client(self.nodes[i].endpoint, self.access_key, self.secret_key,
+                         **{"connect_timeout": 2, "read_timeout": 10, **config})
 
     def cairn(self, i: int, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run `cairn ARGS...` from the test process against node i (CAIRN_ENDPOINT and admin credentials set)."""
-        env = _clean_env()
+        env = clean_env()
         env.update({"CAIRN_ACCESS_KEY": self.access_key, "CAIRN_SECRET_KEY": self.secret_key,
                     "CAIRN_ENDPOINT": self.nodes[i].endpoint})
-        return subprocess.run([_tool("cairn"), *args], env=env, capture_output=True, text=True, timeout=timeout,
+        return subprocess.run([tool("cairn"), *args], env=env, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)
 
     def in_node(self, i: int, cmd: Sequence[str]) -> subprocess.CompletedProcess[str]:
