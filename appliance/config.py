@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 ENV_VAR = "CAIRN_SERVER_CONFIG"
 DEFAULT_REGION = "us-east-1"
+# MinIO's layout of a certificates folder, so an existing one can be reused as it is.
+CERT_FILE = "public.crt"
+KEY_FILE = "private.key"
+CAS_DIR = "CAs"
 
 
 @dataclass
@@ -32,6 +37,9 @@ class ServerConfig:
     multipart_expiry: float = 24 * 3600.0  # seconds after which an unfinished multipart upload is removed
     heal_throttle: float = 0.01  # seconds the scanner sleeps between objects; 0: unthrottled
     scan_interval: float = 300.0  # seconds between the starts of two scanner passes
+    # Folder with public.crt + private.key (TLS on the S3 API, the console and internode RPC) and
+    # CAs/*.crt (extra CAs trusted for peers); "" when TLS is off.
+    certs_dir: str = ""
     # Test-only switch (CAIRN_DEBUG_DISABLE_HEAL=1): no background healer or scanner, so the failure
     # simulator can prove it catches an engine that does not heal. Never set it in production.
     debug_disable_heal: bool = False
@@ -45,6 +53,12 @@ class ServerConfig:
         if not raw:
             raise RuntimeError(f"{ENV_VAR} is not set: start Cairn with `cairn server`")
         return cls(**json.loads(raw))
+
+
+def trusted_cert_files(certs_dir: str) -> list[str]:
+    """PEM files a node trusts beyond the system CAs: its own certificate, then CAs/*.crt."""
+    root = Path(certs_dir)
+    return [str(root / CERT_FILE)] + sorted(str(p) for p in (root / CAS_DIR).glob("*.crt"))
 
 
 def split_address(address: str) -> tuple[str, int]:

@@ -2,20 +2,32 @@
 
 Contract: this is the only module that reads process arguments and the environment for settings.
 `server` checks and prepares the drives once in the parent process, prints where to connect, then
-hands one `ServerConfig` to uvicorn's worker processes through the environment.
+hands one `ServerConfig` to uvicorn's worker processes through the environment. A certificates
+folder (MinIO's layout: public.crt, private.key, CAs/*.crt) turns on HTTPS for the S3 API, the
+console and internode RPC; it is checked here, so a bad key stops the start with exit code 2.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from appliance.cli.admin import admin_app
-from appliance.config import ENV_VAR, ServerConfig, split_address
+from appliance.config import (
+    CAS_DIR,
+    CERT_FILE,
+    ENV_VAR,
+    KEY_FILE,
+    ServerConfig,
+    split_address,
+    trusted_cert_files,
+)
 from appliance.engine.errors import EngineError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Cairn: an S3-compatible, erasure-coded object store.")
@@ -23,6 +35,7 @@ app.add_typer(admin_app, name="admin")
 
 DEFAULT_USER = "cairnadmin"
 DEFAULT_PASSWORD = "cairnadmin"
+DEFAULT_CERTS_DIR = "~/.cairn/certs"
 
 
 def root_credentials() -> tuple[str, str, bool]:
@@ -36,6 +49,43 @@ def root_credentials() -> tuple[str, str, bool]:
     if len(user) < 3 or len(password) < 8:
         raise typer.BadParameter("the root user needs at least 3 characters and the password at least 8")
     return user, password, False
+
+
+def resolve_certs_dir(option: str | None) -> str:
+    """The checked certificates folder to serve TLS with, or "" for plain HTTP.
+
+    `option` None means the default folder, used only if it holds a certificate or a key; "" turns
+    TLS off. Raises ValueError, saying which file is wrong, for anything uvicorn could not load."""
+    if option == "":
+        return ""
+    root = Path(option or DEFAULT_CERTS_DIR).expanduser()
+    cert, key = root / CERT_FILE, root / KEY_FILE
+    if option is None and not (cert.exists() or key.exists()):
+        return ""
+    if not root.is_dir():
+        raise ValueError(f"--certs-dir {root}: no such folder")
+    for path in (cert, key):
+        if not path.is_file():
+            raise ValueError(f"TLS: {path} is missing ({root} needs both {CERT_FILE} and {KEY_FILE})")
+    for path in [key, *map(Path, trusted_cert_files(str(root)))]:
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise ValueError(f"TLS: cannot read {path}: {exc.strerror}") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    for path in map(Path, trusted_cert_files(str(root))):
+        try:
+            context.load_verify_locations(cafile=path)
+        except ssl.SSLError:
+            raise ValueError(f"TLS: {path} is not a PEM certificate") from None
+    try:
+        # The password callback keeps OpenSSL from prompting on the terminal for an encrypted key.
+        context.load_cert_chain(cert, key, password=lambda: b"")
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            raise ValueError(f"TLS: {key} is not the private key of {cert}") from None
+        raise ValueError(f"TLS: {key} is not a usable PEM private key (encrypted keys are not supported)") from None
+    return str(root.resolve())
 
 
 @app.command()
@@ -58,6 +108,10 @@ def server(
     scan_interval: Annotated[float, typer.Option(help="Seconds between background scanner passes")] = 300.0,
     multipart_expiry: Annotated[float, typer.Option(
         help="Seconds after which an unfinished multipart upload is removed")] = 24 * 3600.0,
+    certs_dir: Annotated[str | None, typer.Option(
+        help=f"TLS folder: {CERT_FILE} + {KEY_FILE} serve HTTPS, {CAS_DIR}/*.crt are extra CAs trusted for "
+             f"peers (default: {DEFAULT_CERTS_DIR} if it holds them; '' for plain HTTP)",
+        show_default=False)] = None,
 ) -> None:
     """Run a Cairn node on DRIVES."""
     import uvicorn
@@ -74,9 +128,14 @@ def server(
             domains=domain or [],
             lock_dir=lock_dir, root_user=user, root_password=password,
             heal_throttle=heal_throttle, scan_interval=scan_interval, multipart_expiry=multipart_expiry,
+            certs_dir=resolve_certs_dir(certs_dir),
             debug_disable_heal=os.environ.get("CAIRN_DEBUG_DISABLE_HEAL") == "1",
         )
         topology = topology_of(config)
+        if topology.distributed and (topology.scheme == "https") != bool(config.certs_dir):
+            raise ValueError(f"the drive URLs are {topology.scheme}:// but TLS is "
+                             f"{'on' if config.certs_dir else 'off'}: use https:// URLs exactly when "
+                             f"--certs-dir holds {CERT_FILE} and {KEY_FILE}")
         layouts = [(len(pool), len(pool[0]), parity_for(config, len(pool[0]))) for pool in topology.pools]
         boots = prepare_drives(config)
     except (PlacementError, ValueError, EngineError) as exc:
@@ -84,6 +143,9 @@ def server(
         raise typer.Exit(2) from None
     host, port = split_address(address)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    scheme = "https" if config.certs_dir else "http"
+    cert_file = os.path.join(config.certs_dir, CERT_FILE) if config.certs_dir else None
+    key_file = os.path.join(config.certs_dir, KEY_FILE) if config.certs_dir else None
     if boots:
         typer.echo(f"Cairn deployment {boots[0].deployment_id}")
     else:
@@ -99,9 +161,9 @@ def server(
         typer.echo(f"  {'Pool ' + str(p + 1) + ': ' if len(layouts) > 1 else 'Drives:  '}{sets * size}, {layout}")
     for line in (line for boot in boots for line in boot.problems):
         typer.echo(f"  WARNING: {line}")
-    typer.echo(f"  S3 API:  http://{shown}:{port}  (region {region})")
+    typer.echo(f"  S3 API:  {scheme}://{shown}:{port}  (region {region})")
     chost, cport = split_address(console_address)
-    typer.echo(f"  Console: http://{'127.0.0.1' if chost in ('0.0.0.0', '::') else chost}:{cport}")
+    typer.echo(f"  Console: {scheme}://{'127.0.0.1' if chost in ('0.0.0.0', '::') else chost}:{cport}")
     typer.echo(f"  RootUser: {user}")
     if defaults:
         typer.echo(f"  RootPass: {password}   (default: set CAIRN_ROOT_USER / CAIRN_ROOT_PASSWORD)")
@@ -112,7 +174,9 @@ def server(
     from appliance.console.app import create_console_app, serve_console_in_thread
 
     try:
-        serve_console_in_thread(create_console_app(f"http://{shown}:{port}", region), chost, cport)
+        trust = trusted_cert_files(config.certs_dir) if config.certs_dir else []
+        serve_console_in_thread(create_console_app(f"{scheme}://{shown}:{port}", region, trust), chost, cport,
+                                ssl_certfile=cert_file, ssl_keyfile=key_file)
     except (OSError, RuntimeError) as exc:
         # The S3 API matters more than the console: serve without it rather than not at all.
         typer.echo(f"  WARNING: console not started: {exc}", err=True)
@@ -129,6 +193,8 @@ def server(
         log_level="warning",
         server_header=False,
         timeout_keep_alive=30,
+        ssl_certfile=cert_file,
+        ssl_keyfile=key_file,
     )
 
 

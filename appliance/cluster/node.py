@@ -41,7 +41,7 @@ from appliance.cluster.endpoints import Endpoint, Topology, parse_topology
 from appliance.cluster.pool_record import check_pools
 from appliance.cluster.pools import ObjectLayer
 from appliance.cluster.remote_drive import RemoteDrive
-from appliance.cluster.rpc import PeerClient, derive_key
+from appliance.cluster.rpc import PeerClient, derive_key, peer_tls_context
 from appliance.cluster.rpc_server import InternodeServer
 from appliance.cluster.server_pools import ServerPools
 from appliance.config import ServerConfig, split_address
@@ -202,7 +202,8 @@ def open_internode(config: ServerConfig) -> Internode | None:
         return None
     key = derive_key(config.root_user, config.root_password)
     scheme = topology.scheme
-    peers = {hp: PeerClient(f"{scheme}://{hp}", key) for hp in topology.peers}
+    tls = peer_tls_context(config.certs_dir) if scheme == "https" else None
+    peers = {hp: PeerClient(f"{scheme}://{hp}", key, ssl_context=tls) for hp in topology.peers}
     lock_dir = lock_dir_for(config, topology)
     lock_server = LockServer(lock_dir)
     local = _local_drives(topology)

@@ -77,7 +77,7 @@ class RemoteShardReader:
 
     def read_at(self, offset: int, length: int) -> bytes:
         start = offset - self._window_at
-        if 0 <= start and start + length <= len(self._window):
+        if start >= 0 and start + length <= len(self._window):
             self._next = offset + length
             return self._window[start : start + length]
         ask = max(length, READ_AHEAD) if offset == self._next else length

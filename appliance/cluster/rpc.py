@@ -13,7 +13,9 @@ exactly like a local one.
 After a connection failure it marks the peer offline, and every later call fails at once with
 `DriveOffline` until a health probe (lazily at most every 2 s, or an explicit `probe()`) succeeds,
 so a dead node costs the engine nothing but the first timeout. Neither the key nor the auth header
-ever appears in a log line or an exception message.
+ever appears in a log line or an exception message. With `https://` peers the client verifies each
+peer's certificate and hostname against `peer_tls_context` (the system CAs, the node's CAs/*.crt and
+its own public.crt); a peer it cannot verify is offline, exactly like one it cannot reach.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import base64
 import hashlib
 import hmac
 import logging
+import ssl
 import threading
 import time
 from typing import Any
@@ -30,7 +33,9 @@ import msgpack
 import urllib3
 from urllib3.exceptions import HTTPError as TransportError
 from urllib3.exceptions import ProtocolError
+from urllib3.exceptions import SSLError as TlsError
 
+from appliance.config import trusted_cert_files
 from appliance.engine import errors as engine_errors
 from appliance.engine.errors import DriveOffline, EngineError
 
@@ -149,15 +154,31 @@ def decode_error(body: bytes) -> EngineError:
 # --- client ------------------------------------------------------------------------------------
 
 
-class PeerClient:
-    """One peer node: pooled HTTP connections shared by all the RemoteDrives on that node."""
+def peer_tls_context(certs_dir: str) -> ssl.SSLContext:
+    """How a node verifies its peers: the system CAs, plus `trusted_cert_files(certs_dir)`.
 
-    def __init__(self, base_url: str, key: bytes, *, connect_timeout: float = 2.0, read_timeout: float = 30.0) -> None:
+    Hostnames are checked. A partial chain is accepted so that the node's own public.crt (often one
+    certificate naming every node) is a trust anchor even when its issuer is not at hand."""
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    for path in trusted_cert_files(certs_dir):
+        context.load_verify_locations(cafile=path)
+    context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+    return context
+
+
+class PeerClient:
+    """One peer node: pooled HTTP connections shared by all the RemoteDrives on that node.
+
+    `ssl_context` verifies an `https://` peer (default: the system CAs only)."""
+
+    def __init__(self, base_url: str, key: bytes, *, connect_timeout: float = 2.0, read_timeout: float = 30.0,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self._key = key
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._probe_timeout = urllib3.Timeout(connect=connect_timeout, read=min(read_timeout, PROBE_INTERVAL))
-        self._pool = urllib3.connection_from_url(self.base_url, maxsize=64, block=False, retries=False)
+        tls: dict[str, Any] = {"ssl_context": ssl_context} if ssl_context and self.base_url.startswith("https:") else {}
+        self._pool = urllib3.connection_from_url(self.base_url, maxsize=64, block=False, retries=False, **tls)
         self._state = threading.Lock()
         self._probing = threading.Lock()
         self._online = True
@@ -190,6 +211,9 @@ class PeerClient:
             self._mark_offline()
             self._maybe_probe(force=True)
             raise DriveOffline(f"{self.base_url}: connection lost during {service}/{method}") from exc
+        except TlsError as exc:
+            self._mark_offline(f" (TLS: {exc})")
+            raise DriveOffline(f"{self.base_url}: {service}/{method} failed: cannot verify the peer: {exc}") from exc
         except TransportError as exc:
             self._mark_offline()
             raise DriveOffline(f"{self.base_url}: {service}/{method} failed: {type(exc).__name__}") from exc
@@ -215,24 +239,27 @@ class PeerClient:
         if not self._probing.acquire(blocking=force):
             return self._online
         try:
+            reason = ""
             try:
                 status, _ = self._send("node", "health", {}, None, self._probe_timeout)
                 healthy = status == 200
+            except TlsError as exc:
+                healthy, reason = False, f" (TLS: {exc})"
             except TransportError:
                 healthy = False
             with self._state:
                 self._last_probe = time.monotonic()
                 if healthy != self._online:
-                    log.warning("peer %s is %s", self.base_url, "back online" if healthy else "offline")
+                    log.warning("peer %s is %s%s", self.base_url, "back online" if healthy else "offline", reason)
                 self._online = healthy
             return healthy
         finally:
             self._probing.release()
 
-    def _mark_offline(self) -> None:
+    def _mark_offline(self, reason: str = "") -> None:
         with self._state:
             if self._online:
-                log.warning("peer %s is offline", self.base_url)
+                log.warning("peer %s is offline%s", self.base_url, reason)
             self._online = False
             self._last_probe = time.monotonic()
 

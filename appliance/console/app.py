@@ -13,7 +13,7 @@ import contextlib
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -42,9 +42,11 @@ HEAL_PROGRESS_EVERY = 2.0
 START_TIMEOUT = 15.0
 
 
-def create_console_app(s3_endpoint: str, region: str = "us-east-1") -> FastAPI:
-    """The console for the node whose S3 API is at `s3_endpoint` (e.g. http://127.0.0.1:9000)."""
-    console = Console(Node(s3_endpoint, region), SessionStore())
+def create_console_app(s3_endpoint: str, region: str = "us-east-1", trust: Sequence[str] = ()) -> FastAPI:
+    """The console for the node whose S3 API is at `s3_endpoint` (e.g. http://127.0.0.1:9000).
+
+    `trust`: PEM files trusted beyond the system CAs to verify an https:// endpoint."""
+    console = Console(Node(s3_endpoint, region, trust), SessionStore())
     app = FastAPI(title="Cairn console", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.console = console
     app.add_middleware(SecurityHeaders)
@@ -204,14 +206,17 @@ class ConsoleThread(threading.Thread):
         self.join(timeout)
 
 
-def serve_console_in_thread(app: FastAPI, host: str, port: int) -> ConsoleThread:
-    """Serve `app` on host:port from a daemon thread; return once the socket listens.
+def serve_console_in_thread(app: FastAPI, host: str, port: int, ssl_certfile: str | None = None,
+                            ssl_keyfile: str | None = None) -> ConsoleThread:
+    """Serve `app` on host:port (HTTPS with a certificate and key) from a daemon thread; return once
+    the socket listens.
 
     Raises RuntimeError if the server could not start (uvicorn logs why, e.g. the port is taken).
     """
     # log_config=None: the process that hosts the console owns the logging setup.
     config = uvicorn.Config(app, host=host, port=port, log_config=None, log_level="warning", access_log=False,
-                            lifespan="off", server_header=False, timeout_keep_alive=30)
+                            lifespan="off", server_header=False, timeout_keep_alive=30,
+                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     thread = ConsoleThread(uvicorn.Server(config))
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT

@@ -5,14 +5,18 @@ Contract: the console imports nothing of the server; it is one more client of th
 HTTP interfaces. Every failure the node reports, and every failure to reach it, becomes one
 `NodeError(code, message, status)` so the pages show the S3 error code and message as the node
 said them. Secrets pass through here only to sign requests; nothing here logs or returns them.
+An https:// node is verified (hostname too) against the system CAs plus the PEM files it is given.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import ssl
+import tempfile
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -23,6 +27,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
+from botocore.httpsession import get_cert_path
 
 ADMIN_PREFIX = "/cairn/admin/v1"
 HEALTH_PROBES = ("live", "ready", "cluster")
@@ -71,15 +76,42 @@ def node_errors() -> Iterator[None]:
         raise NodeError("NodeUnreachable", str(exc), 502) from None
 
 
-class Node:
-    """One node's S3 endpoint, as seen by the console."""
+def _ca_bundle(trust: Sequence[str]) -> Any:
+    """A temporary PEM file with botocore's default CAs and `trust`: boto3 takes one CA file path,
+    no SSL context. It is removed when the returned file object is closed or collected."""
+    bundle = tempfile.NamedTemporaryFile(prefix="cairn-console-ca-", suffix=".pem")  # noqa: SIM115 (lives as long as the Node)
+    for path in [get_cert_path(True), *trust]:
+        bundle.write(Path(path).read_bytes().rstrip(b"\n") + b"\n")
+    bundle.flush()
+    return bundle
 
-    def __init__(self, endpoint: str, region: str) -> None:
+
+def _close_after_response(request: Any, **kwargs: Any) -> None:
+    """botocore `before-send` hook: ask the node to close the connection after this response."""
+    request.headers["Connection"] = "close"
+
+
+class Node:
+    """One node's S3 endpoint, as seen by the console; `trust`: PEM files trusted beyond the system CAs."""
+
+    def __init__(self, endpoint: str, region: str, trust: Sequence[str] = ()) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.region = region
+        self._ca_bundle = _ca_bundle(trust) if trust else None
+        # Over TLS the node's graceful shutdown waits (up to uvloop's 30 s) for every idle kept-alive
+        # connection to answer its close_notify, which an idle client in this process never does.
+        self._tls = self.endpoint.startswith("https:")
+        self._close = {"connection": "close"} if self._tls else {}
+        tls: dict[str, Any] = {}
+        if trust:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            for path in trust:
+                context.load_verify_locations(cafile=path)
+            tls["ssl_context"] = context
         # A kept-alive connection the node has just closed fails on reuse: a GET may try once more.
         self.http = urllib3.PoolManager(num_pools=2, maxsize=8, retries=urllib3.Retry(
-            total=1, connect=1, read=1, redirect=0, status=0, allowed_methods=frozenset({"GET"})))
+            total=1, connect=1, read=1, redirect=0, status=0, allowed_methods=frozenset({"GET"})),
+            headers=self._close, **tls)
         self.s3_config = Config(
             signature_version="s3v4",
             region_name=region,
@@ -96,13 +128,17 @@ class Node:
     def s3_client(self, access_key: str, secret_key: str) -> Any:
         """A boto3 S3 client for one user; clients are thread-safe and kept for the session."""
         session = boto3.session.Session()
-        return session.client(
+        client = session.client(
             "s3",
             endpoint_url=self.endpoint,
             aws_access_key_id=access_key,
             aws_secret_access_key=secret_key,
             config=self.s3_config,
+            verify=self._ca_bundle.name if self._ca_bundle else None,
         )
+        if self._tls:
+            client.meta.events.register("before-send.s3", _close_after_response)
+        return client
 
     def login(self, access_key: str, secret_key: str) -> Any:
         """The user's S3 client, once a signed ListBuckets proves the keys; NodeError otherwise."""
@@ -130,7 +166,7 @@ class Node:
         request = AWSRequest(method=method, url=url, data=b"")
         S3SigV4Auth(credentials, "s3", self.region).add_auth(request)
         with node_errors():
-            response = self.http.request(method, url, headers=dict(request.headers.items()), body=b"",
+            response = self.http.request(method, url, headers=dict(request.headers.items()) | self._close, body=b"",
                                          preload_content=False,
                                          timeout=urllib3.Timeout(connect=5, read=read_timeout))
         if response.status != 200:
