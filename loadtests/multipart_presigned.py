@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import os
 import re
-import shutil
 import sys
 import tempfile
 import time
@@ -52,6 +51,7 @@ from throughput import (
     expect,
     in_flight,
     make_servers,
+    serve_and_run,
 )
 
 SMALL_SIZE = 4096
@@ -262,25 +262,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, t0 = time.strftime("%Y-%m-%d %H:%M", time.gmtime()), time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="cairn-multipart-"))
     servers = make_servers(keys, root, None)
-    try:
-        for s in servers:
-            s.start()
-        for s in servers:
-            s.wait_ready(timeout=90)
-            print(f"{s.label} ready at {s.endpoint} (pid {s.pid})", flush=True)
-        run = Run(servers, sizes)
-        import uvloop
-
-        uvloop.run(run_all(run))
-    except (BenchmarkFailure, ConnectionError, TimeoutError) as exc:
-        print(f"\nBENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        for s in servers:
-            print(f"\n--- last lines of the {s.label} log ---\n{s.log_tail()}", file=sys.stderr)
+    run = Run(servers, sizes)
+    if not serve_and_run(servers, root, lambda: run_all(run)):
         return 1
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(root, ignore_errors=True)
     print("\n" + run.report(command, started, time.monotonic() - t0))
     return 0
 

@@ -39,7 +39,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -822,6 +822,31 @@ def write_block(path: Path, block: str) -> None:
     path.write_text(text)
 
 
+
+def serve_and_run(servers: list[Server], root: Path, measure: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+    """Start the servers, run `measure()` on uvloop, stop them and remove `root`. False (after
+    printing the failure and every server's last log lines) when the benchmark aborted."""
+    try:
+        for s in servers:
+            s.start()
+        for s in servers:
+            s.wait_ready(timeout=90)
+            print(f"{s.label} ready at {s.endpoint} (pid {s.pid})", flush=True)
+        import uvloop
+
+        uvloop.run(measure())
+    except (BenchmarkFailure, ConnectionError, TimeoutError) as exc:
+        print(f"\nBENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
+        for s in servers:
+            print(f"\n--- last lines of the {s.label} log ---\n{s.log_tail()}", file=sys.stderr)
+        return False
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer objects and rounds (about 3 minutes)")
@@ -845,25 +870,9 @@ def main() -> int:
     print(f"SigV4 signer agrees with botocore on {check_signer_against_botocore()} requests", flush=True)
     root = Path(tempfile.mkdtemp(prefix="cairn-throughput-"))
     servers = make_servers(keys, root, args.cairn_workers)
-    try:
-        for s in servers:
-            s.start()
-        for s in servers:
-            s.wait_ready(timeout=90)
-            print(f"{s.label} ready at {s.endpoint} (pid {s.pid})", flush=True)
-        bench = Bench(servers, scale)
-        import uvloop
-
-        uvloop.run(run_all(bench, args.profile))
-    except (BenchmarkFailure, ConnectionError, TimeoutError) as exc:
-        print(f"\nBENCHMARK ABORTED: {type(exc).__name__}: {exc}", file=sys.stderr)
-        for s in servers:
-            print(f"\n--- last lines of the {s.label} log ---\n{s.log_tail()}", file=sys.stderr)
+    bench = Bench(servers, scale)
+    if not serve_and_run(servers, root, lambda: run_all(bench, args.profile)):
         return 1
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(root, ignore_errors=True)
     block = render(bench, servers, command, started, time.monotonic() - t0)
     print("\n" + block)
     if args.output:

@@ -105,3 +105,31 @@ def error_of(call: Callable[[], Any]) -> tuple[int, str]:
 
 def status_of(response: dict[str, Any]) -> int:
     return int(response["ResponseMetadata"]["HTTPStatusCode"])
+
+
+# A small folder tree for sync tools: odd names, an empty file, nesting, one file over 1 MiB.
+TREE = {
+    "top.txt": 12,
+    "empty": 0,
+    "space name.txt": 100,
+    "ünïcode.bin": 4096,
+    "sub/a.bin": 300 * 1024,
+    "sub/deeper/b.bin": MiB + 1,
+    "sub/deeper/c.txt": 5,
+    "other/d.bin": 128 * 1024,
+}
+
+
+def make_tree(root: Path, seed: str) -> dict[str, bytes]:
+    """Write `TREE` under `root` (bodies seeded by `seed` and the name); returns {name: bytes}."""
+    files = {}
+    for name, size in TREE.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files[name] = body(size, seed=f"{seed}/{name}")
+        path.write_bytes(files[name])
+    return files
+
+
+def read_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}

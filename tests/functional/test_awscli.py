@@ -9,34 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.functional.payloads import MiB, body, etag_of, file_digest, write_stream
+from tests.functional.payloads import MiB, body, etag_of, file_digest, make_tree, read_tree, write_stream
 from tests.harness import CairnServer, fresh_bucket_name, run_aws
-
-TREE = {
-    "top.txt": 12,
-    "empty": 0,
-    "space name.txt": 100,
-    "ünïcode.bin": 4096,
-    "sub/a.bin": 300 * 1024,
-    "sub/deeper/b.bin": MiB + 1,
-    "sub/deeper/c.txt": 5,
-    "other/d.bin": 128 * 1024,
-}
-
-
-def make_tree(root: Path, seed: str) -> dict[str, bytes]:
-    files = {}
-    for name, size in TREE.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        data = body(size, seed=f"{seed}/{name}")
-        path.write_bytes(data)
-        files[name] = data
-    return files
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 def ls_recursive(server: CairnServer, url: str) -> dict[str, int]:

@@ -16,34 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.payloads import MiB, body, file_digest, write_stream
-from tests.harness import BIN_DIR, REGION, CairnServer, fresh_bucket_name
+from tests.functional.payloads import MiB, body, file_digest, make_tree, read_tree, write_stream
+from tests.harness import BIN_DIR, REGION, CairnServer, fresh_bucket_name, run_client
 
 Rclone = Callable[..., subprocess.CompletedProcess[str]]
 
-TREE = {
-    "top.txt": 12,
-    "empty": 0,
-    "space name.txt": 100,
-    "ünïcode.bin": 4096,
-    "sub/a.bin": 300 * 1024,
-    "sub/deeper/b.bin": MiB + 1,
-    "sub/deeper/c.txt": 5,
-}
 
 
-def make_tree(root: Path, seed: str) -> dict[str, bytes]:
-    files = {}
-    for name, size in TREE.items():
-        path = root / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        files[name] = body(size, seed=f"{seed}/{name}")
-        path.write_bytes(files[name])
-    return files
-
-
-def read_tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
 
 
 @pytest.fixture
@@ -66,12 +45,7 @@ def rclone(server: CairnServer, tmp_path: Path) -> Rclone:
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = [str(BIN_DIR / "rclone"), "--retries", "1", "--low-level-retries", "1",
                    "--contimeout", "5s", "--timeout", "60s", *args]
-        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                                stdin=subprocess.DEVNULL)
-        if check and result.returncode != 0:
-            raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n"
-                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-        return result
+        return run_client(command, env, check=check)
 
     return run
 
@@ -93,7 +67,7 @@ def test_mkdir_copy_lsf_check(rclone: Rclone, tmp_path: Path) -> None:
                  rclone("lsf", "-R", "--files-only", "--format", "sp", f"cairn:{name}/tree").stdout.splitlines())
     assert {key: int(size) for key, size in sizes.items()} == {k: len(v) for k, v in files.items()}
     assert rclone("lsf", f"cairn:{name}/tree").stdout.splitlines() == sorted(
-        ["empty", "space name.txt", "sub/", "top.txt", "ünïcode.bin"])
+        ["empty", "other/", "space name.txt", "sub/", "top.txt", "ünïcode.bin"])
     rclone("check", str(up), f"cairn:{name}/tree")
 
     down = tmp_path / "down"

