@@ -252,7 +252,8 @@ def _assemble(
             esets.append(eset)
             queues.append(queue)
         layers.append(ObjectLayer(esets, boot.deployment_id))
-        monitors.append(DriveMonitor(esets, boot.deployment_id, boot.layout, reopen=reopen, may_format=owns))
+        monitors.append(DriveMonitor(esets, boot.deployment_id, boot.layout, reopen=reopen, may_format=owns,
+                                     recovers=lambda drive: isinstance(drive, RemoteDrive)))
         all_sets.extend(esets)
     layer = ServerPools(layers)
     healer = Healer(all_sets, queues, layer.bucket_configs, lock_dir, interval=config.heal_interval, owns=owns)

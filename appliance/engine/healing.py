@@ -492,6 +492,7 @@ class Healer:
         self._leader_fd: int | None = None
         self.progress = HealProgress()
         self._retry: dict[tuple[str, str], tuple[float, float]] = {}
+        self._members: list[tuple[int, ...]] = [tuple(map(id, e.drives)) for e in sets]
 
     def _is_leader(self) -> bool:
         if self._leader_fd is None:
@@ -508,6 +509,11 @@ class Healer:
         """One pass: heal queued objects and pending drive heals. Returns objects handled."""
         handled = 0
         loop = asyncio.get_running_loop()
+        members = [tuple(map(id, e.drives)) for e in self.sets]
+        if members != self._members:
+            # A drive came back or was replaced: what failed for lack of it may heal now.
+            self._members = members
+            self._retry.clear()
         for eset, queue in zip(self.sets, self.queues, strict=True):
             now = time.monotonic()
             for bucket, key in await loop.run_in_executor(eset.executor, queue.pending):

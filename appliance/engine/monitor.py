@@ -29,12 +29,14 @@ def reopen_local(current: Drive, fresh: bool = False) -> Drive:
 
 class DriveMonitor:
     """Watches the slots of one pool's sets. In a cluster, `reopen` builds remote drives for other
-    nodes' slots, and `may_format` keeps formatting a blank replacement to the node that owns it."""
+    nodes' slots, `may_format` keeps formatting a blank replacement to the node that owns it, and
+    drives that `recovers` (remote ones) stay in their slot while their node is away."""
 
     def __init__(
         self, sets: list[ErasureSet], deployment_id: str, layout: list[list[str]], interval: float = 5.0, *,
         reopen: Callable[[Drive, bool], Drive] = reopen_local,
         may_format: Callable[[Drive], bool] = lambda drive: True,
+        recovers: Callable[[Drive], bool] = lambda drive: False,
     ) -> None:
         self.sets = sets
         self.deployment_id = deployment_id
@@ -42,7 +44,9 @@ class DriveMonitor:
         self.interval = interval
         self.reopen = reopen
         self.may_format = may_format
+        self.recovers = recovers
         self._refused: set[str] = set()
+        self._failing: set[str] = set()
 
     def _probe(self, eset: ErasureSet, slot: int) -> Drive | None:
         """The drive to use in the slot now, or None to leave it as it is."""
@@ -68,6 +72,13 @@ class DriveMonitor:
                         candidate.endpoint, eset.index + 1, slot + 1)
             return candidate
         except (ForeignDrive, DriveError) as exc:
+            if self.recovers(current) and not isinstance(exc, ForeignDrive):
+                # A remote drive fails fast while its node is away and works again as soon as the
+                # node answers: swapping it out would add a monitor interval to every recovery.
+                if current.endpoint not in self._failing:
+                    self._failing.add(current.endpoint)
+                    log.error("drive %s went offline: %s", current.endpoint, exc)
+                return None
             if not isinstance(current, OfflineDrive):
                 log.error("drive %s went offline: %s", candidate.endpoint, exc)
                 return OfflineDrive(candidate.endpoint, str(exc))  # type: ignore[return-value]
@@ -77,9 +88,10 @@ class DriveMonitor:
                 self._refused.add(candidate.endpoint)
                 log.error("drive %s holds another identity (%s): refused", candidate.endpoint, fmt.drive_id)
             return OfflineDrive(candidate.endpoint, "wrong identity") if not isinstance(current, OfflineDrive) else None  # type: ignore[return-value]
-        if isinstance(current, OfflineDrive):
+        if isinstance(current, OfflineDrive) or current.endpoint in self._failing:
+            self._failing.discard(current.endpoint)
             log.info("drive %s is back online", candidate.endpoint)
-            return candidate
+            return candidate if candidate is not current else None
         return None
 
     def run_once_sync(self) -> int:

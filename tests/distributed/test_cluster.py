@@ -253,6 +253,8 @@ class TestTwoSetsEc4Plus4(ClusterBasics):
         eventually(lambda: lab.s3(1).put_object(Bucket=bucket, Key="healed", Body=b"after"), 60,
                    "writes accepted again after the partition healed")
         for i in NODES:
+            # A node sees its peers again within one health probe (2 s) of their first answer.
+            healed = eventually(functools.partial(fetch, lab, i, bucket, "healed"), 15, f"node {i} reads again")
+            assert healed[0] == b"after"
             assert fetch(lab, i, bucket, "agreed")[0] == b"before the split"
-            assert fetch(lab, i, bucket, "healed")[0] == b"after"
             assert keys_listed(lab, i, bucket) == {"agreed", "healed"}, f"node {i} kept a refused write"
