@@ -2,7 +2,6 @@
 
 Contract: `heal_benchmark(workdir, ...)` builds a 4-drive cluster (parity 2, scanner unthrottled),
 fills it with objects, measures the raw sequential write speed of drive 0's loop-mounted XFS image
-(loop devices in direct-I/O mode, so both figures reach the host disk, not its page cache)
 (1 MiB writes, then fdatasync; the median of three runs), replaces drive 0 by a blank filesystem
 and times the healer rebuilding it, watching the drive itself, then checks every rebuilt shard.
 It returns both rates in MB/s (10^6 bytes) and their ratio: the number docs/benchmarks.md records
@@ -59,7 +58,7 @@ def raw_write_speed(mountpoint: Path, total: int) -> float:
 
 
 def heal_benchmark(workdir: Path, objects: int = 96, object_size: int = 8 * 2**20) -> HealBenchmark:
-    cluster = Cluster(workdir, drives=4, parity=2, size_mb=2048, direct_io=True)
+    cluster = Cluster(workdir, drives=4, parity=2, size_mb=2048)
     try:
         cluster.create()
         client = cluster.client(timeout=120)

@@ -41,13 +41,12 @@ BUCKET = "sim"
 class Cluster:
     def __init__(self, workdir: Path, drives: int, parity: int, fuse_slots: Iterable[int] = (),
                  disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0,
-                 size_mb: int = IMAGE_MB, direct_io: bool = False) -> None:
+                 size_mb: int = IMAGE_MB) -> None:
         self.workdir = workdir
         self.parity = parity
         self.pids: set[int] = set()
         fuse = set(fuse_slots)
-        self.drives = [SimDrive(workdir, i, self.pids, fuse=i in fuse, size_mb=size_mb, direct_io=direct_io)
-                       for i in range(drives)]
+        self.drives = [SimDrive(workdir, i, self.pids, fuse=i in fuse, size_mb=size_mb) for i in range(drives)]
         self.disable_heal = disable_heal
         self.scan_interval = scan_interval
         self.heal_throttle = heal_throttle

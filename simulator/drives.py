@@ -42,12 +42,8 @@ def _is_mount(path: Path) -> bool:
 
 
 class SimDrive:
-    def __init__(self, base: Path, index: int, pids: set[int], fuse: bool = False, size_mb: int = IMAGE_MB,
-                 direct_io: bool = False) -> None:
+    def __init__(self, base: Path, index: int, pids: set[int], fuse: bool = False, size_mb: int = IMAGE_MB) -> None:
         self.index = index
-        # Direct I/O loop devices write through to the host disk instead of its page cache: slower,
-        # but the speed of a real drive (the healing benchmark's baseline needs that).
-        self.direct_io = direct_io
         self.base = base / f"drive{index}"
         self.image = self.base / "disk.img"
         self.mnt = self.base / "xfs"
@@ -78,7 +74,7 @@ class SimDrive:
         with open(self.image, "wb") as f:
             f.truncate(self.size_mb * 2**20)
         run("mkfs.xfs", "-q", "-f", str(self.image))
-        self.loop = run("losetup", "-f", "--show", *(["--direct-io=on"] if self.direct_io else []), str(self.image))
+        self.loop = run("losetup", "-f", "--show", str(self.image))
         self.mnt.mkdir(exist_ok=True)
         run("mount", "-t", "xfs", self.loop, str(self.mnt))
 
