@@ -175,6 +175,7 @@ class Internode:
 
     topology: Topology
     peers: dict[str, PeerClient]  # "host:port" -> client
+    local: dict[str, LocalDrive]  # path -> this node's drive, shared by the RPC server and the erasure sets
     lock_server: LockServer
     server: InternodeServer
     lock_dir: str
@@ -182,7 +183,7 @@ class Internode:
 
     def drive(self, endpoint: Endpoint) -> Drive:
         if endpoint.is_local:
-            return LocalDrive(endpoint.path)
+            return self.local[os.path.abspath(endpoint.path)]
         return RemoteDrive(self.peers[f"{endpoint.host}:{endpoint.port}"], endpoint.path, endpoint.url)
 
 
@@ -206,14 +207,14 @@ def open_internode(config: ServerConfig) -> Internode | None:
     peers = {hp: PeerClient(f"{scheme}://{hp}", key, ssl_context=tls) for hp in topology.peers}
     lock_dir = lock_dir_for(config, topology)
     lock_server = LockServer(lock_dir)
-    local = _local_drives(topology)
+    local = {drive.root: drive for drive in _local_drives(topology)}
 
     def node_info() -> dict:
         return {"version": __version__, "topology_digest": topology.digest(),
-                "deployment_id": _local_deployment_id(local)}
+                "deployment_id": _local_deployment_id(list(local.values()))}
 
-    server = InternodeServer(key, {d.root: d for d in local}, lock_server, node_info)
-    return Internode(topology, peers, lock_server, server, lock_dir, node_info)
+    server = InternodeServer(key, local, lock_server, node_info)
+    return Internode(topology, peers, local, lock_server, server, lock_dir, node_info)
 
 
 # --- opening the node ----------------------------------------------------------------------------
@@ -339,7 +340,12 @@ async def join_cluster(config: ServerConfig, internode: Internode) -> Node:
     def reopen(current: Drive, fresh: bool) -> Drive:
         ep = endpoints[current.endpoint]
         if ep.is_local:
-            return current if isinstance(current, LocalDrive) and not fresh else LocalDrive(ep.path)
+            if isinstance(current, LocalDrive) and not fresh:
+                return current
+            # A replaced drive needs a fresh object (the old one holds handles on the dead
+            # filesystem); the RPC server must serve peers from the same new one.
+            fresh_drive = internode.local[os.path.abspath(ep.path)] = LocalDrive(ep.path)
+            return fresh_drive
         return current if isinstance(current, RemoteDrive) else internode.drive(ep)
 
     owner = f"{local_host}/{os.getpid()}/{time.time_ns()}"

@@ -204,7 +204,7 @@ class InternodeServer:
     def __init__(self, key: bytes, drives: Mapping[str, Drive], lock_service: LockService | None,
                  node_info: Callable[[], dict[str, Any]]) -> None:
         self._key = key
-        self._drives = dict(drives)
+        self._drives = drives  # live: the node swaps in a fresh LocalDrive when a drive is replaced
         self._locks = lock_service
         self._node_info = node_info
         self._executor: ThreadPoolExecutor | None = None

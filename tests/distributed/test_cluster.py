@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -170,6 +171,21 @@ class TestOneSetEc12Plus4(ClusterBasics):
         for key, body in written.items():
             got = eventually(functools.partial(fetch, lab, 3, bucket, key), 20, f"{key} readable without node 2")
             assert got[0] == body, key
+
+    def test_a_replaced_drive_is_formatted_and_healed_by_its_node(self, lab: ClusterLab, bucket: str) -> None:
+        written = {f"kept/{size}": body_of(size) for size in SIZES}
+        for key, body in written.items():
+            lab.s3(1).put_object(Bucket=bucket, Key=key, Body=body)
+        drive = lab.root / "node2" / "d1"  # node 2's first drive, seen from outside its namespace
+        for entry in drive.iterdir():  # a blank disk in its place
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        wait_until(lambda: all((drive / bucket / key / "%meta").exists() for key in written), 60,
+                   message="node 2 formats the blank drive and heals every object onto it")
+        lab.s3(3).put_object(Bucket=bucket, Key="after", Body=b"written by a peer")
+        assert (drive / bucket / "after" / "%meta").exists(), "a peer's write did not reach the new drive"
+        for i in NODES:
+            for key, body in written.items():
+                assert fetch(lab, i, bucket, key)[0] == body
 
     @pytest.mark.parametrize("fault", ["pause", "link cut"])
     def test_a_hung_node_stops_nothing(self, lab: ClusterLab, bucket: str, fault: str) -> None:
