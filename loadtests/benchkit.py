@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
-from throughput import MIB, Server, machine_busy_seconds
+from throughput import MIB, Server, fmt, machine_busy_seconds
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,3 @@ def latency_text(rounds: Sequence[Round]) -> str:
     return f"{fmt(p50)} / {fmt(p99)}"
 
 
-def fmt(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"

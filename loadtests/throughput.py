@@ -697,7 +697,7 @@ def _cpu_model() -> str:
     return platform.machine()
 
 
-def _fmt(value: float | None) -> str:
+def fmt(value: float | None) -> str:
     if value is None:
         return "-"
     if value >= 100:
@@ -743,7 +743,7 @@ def render(bench: Bench, servers: list[Server], command: str, started: datetime.
         rates = {k: _median_rate(bench, w, k) for k in present}
         if not any(v is not None for v in rates.values()):
             continue
-        row = f"| {w.title} ({w.unit}) | " + " | ".join(_fmt(rates[k]) for k in present)
+        row = f"| {w.title} ({w.unit}) | " + " | ".join(fmt(rates[k]) for k in present)
         if "cairn" in present and "rclone" in present:
             ratio = _ratio(rates["cairn"], rates["rclone"])
             target = f">= {w.target:g}x" if w.target is not None else "-"
@@ -761,11 +761,11 @@ def render(bench: Bench, servers: list[Server], command: str, started: datetime.
                 "|---|" + "---|" * (len(keys) + ({"cairn", "rclone"} <= set(keys)))]
         for title, comparable, fn in _detail_rows(w):
             values = {k: fn(bench.samples[(w.name, k)]) for k in keys}
-            row = f"| {title} | " + " | ".join(_fmt(values[k]) for k in keys)
+            row = f"| {title} | " + " | ".join(fmt(values[k]) for k in keys)
             if {"cairn", "rclone"} <= set(keys):
                 row += f" | {_ratio(values['cairn'], values['rclone']) if comparable else ''}"
             out.append(row + " |")
-        rounds = "; ".join(f"{labels[k]}: " + ", ".join(_fmt(s.rate(w.unit)) for s in bench.samples[(w.name, k)])
+        rounds = "; ".join(f"{labels[k]}: " + ", ".join(fmt(s.rate(w.unit)) for s in bench.samples[(w.name, k)])
                            for k in keys)
         out += ["", f"Rounds ({w.unit}): {rounds}.", ""]
     background = [f"{s.label} {s.background_cpu / s.background_seconds:.1%}" for s in servers

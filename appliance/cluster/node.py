@@ -316,16 +316,16 @@ async def join_cluster(config: ServerConfig, internode: Internode) -> Node:
 
     pools: list[list[list[Drive]]] = [[[internode.drive(ep) for ep in group] for group in pool]
                                       for pool in topology.pools]
-    waited = 0.0
+    attempts = 0
     while True:
         try:
             boots = await loop.run_in_executor(None, _bootstrap_cluster, topology, pools, internode.lock_dir)
             break
         except NotFormattedYet as exc:
-            if waited % 10 == 0:
+            if attempts % 10 == 0:  # one line every ~10 s of waiting
                 log.info("%s", exc)
             await asyncio.sleep(1.0)
-            waited += 1
+            attempts += 1
 
     # A local drive is named by its path, another node's by its URL (as in `Internode.drive`).
     endpoints = {ep.path if ep.is_local else ep.url: ep for ep in topology.endpoints()}
