@@ -78,16 +78,19 @@ def main(argv: list[str] | None = None) -> int:
         print("cairn-sim: no scenario selected", file=sys.stderr)
         return 2
     out = args.out or (LONG_REPORT_DIR if args.long else Path("sim-report"))
-    results = run_all(scenarios, args.workdir)
-    report = write_report(results, out, "Cairn failure simulator" + (" (long matrix)" if args.long else ""))
+    title = "Cairn failure simulator" + (" (long matrix)" if args.long else "")
+    results = run_all(scenarios, args.workdir, out, title)
+    report = out / "report.md"
     print(f"report: {report} and {report.with_suffix('.html')}")
     if all(r.skipped for r in results):
         return 2
     return 0 if all(r.verdict == "PASS" for r in results) else 1
 
 
-def run_all(scenarios: list[Scenario], workdir: Path | None = None) -> list[ScenarioResult]:
-    results = []
+def run_all(scenarios: list[Scenario], workdir: Path | None, out: Path, title: str) -> list[ScenarioResult]:
+    """Run every scenario in turn; the report is rewritten after each one, so a stopped run keeps what it did."""
+    results: list[ScenarioResult] = []
+    plotted: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="cairn-sim-", dir=workdir) as tmp:
         for scenario in scenarios:
             result = Runner(scenario, Path(tmp) / scenario.name).run()
@@ -96,6 +99,7 @@ def run_all(scenarios: list[Scenario], workdir: Path | None = None) -> list[Scen
                   + (f": {result.skipped or result.violations[0].splitlines()[0]}"
                      if result.skipped or (result.violations and not scenario.broken_engine) else ""),
                   flush=True)
+            write_report(results, out, title, planned=len(scenarios), plotted=plotted)
     return results
 
 

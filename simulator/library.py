@@ -154,6 +154,21 @@ def distributed(big: bool = False) -> list[Doc]:
                                      "after the split heals, writes succeed and nothing diverged.",
                     [{"partition": [[1, 2], [3, 4]], "reject": True}, {"expect": {"reads": "auto", "writes": "fail"}},
                      {"heal-partition": True}, both, healed], big),
+        _four_nodes("kill-under-load", "Node 1, the one the clients write through, is SIGKILLed twice in the middle "
+                                       "of writes and restarted each time; every acknowledged write must survive on "
+                                       "the cluster, and what the crashes left half-done is healed or cleaned up.",
+                    [{"load": {"seconds": 10, "writers": 2, "readers": 1, "sigkill_at": [2.5, 6.0], "kill_node": 1}},
+                     both, _healed()], big),
+        _four_nodes("node-and-drives", "Drive faults and a node fault at once: slot 0 dies (XFS shutdown, on node 1), "
+                                       "slot 1 rots (every shard, on node 2) and node 4 is SIGKILLed: 4 of 8 copies "
+                                       "of every object are gone or bad and reads still succeed, and writes too (3 "
+                                       "of 8 drives refuse them). Node 4 comes back; then slot 2 fills up and slot 6 "
+                                       "turns read-only (both on node 3) while writes go on; both recover and every "
+                                       "copy on the drives that answer is healed.",
+                    [{"fault": "dead", "drives": [0]}, {"fault": "bitrot", "drives": [1]}, {"kill-node": 4}, both,
+                     {"restart-node": 4}, {"fault": "full", "drives": [2]}, {"fault": "readonly", "drives": [6]},
+                     both, {"recover": "full", "drives": [2]}, {"recover": "readonly", "drives": [6]}, both, healed],
+                    big) | {"workload": _workload(12, True)},
     ]
 
 

@@ -11,8 +11,8 @@ interpreter exit for a lab its user forgot to close. Missing `ip` or `iptables` 
 the package (`support.missing_network`), never a skip.
 
 `ClusterLab` runs the real `cairn server` on such hosts. Every node gets the same arguments: its
-private folder `<root>/node<i>` is bind-mounted on `<root>/node` inside a mount namespace of its own
-(`unshare --mount`), so the drive paths in the shared URL list name a different folder on each node,
+private folder `<root>/node<i>` is bind-mounted (recursively: drive filesystems mounted inside it go
+along) on `<root>/node` inside a mount namespace of its own (`unshare --mount`), so the drive paths in the shared URL list name a different folder on each node,
 as they would on separate machines; TMPDIR and --lock-dir live there too, so no node shares a lock
 file with another. Each node runs in its own process group (kill / pause / resume reach its workers)
 and writes its output to `<root>/logs/node<i>.log`.
@@ -358,7 +358,7 @@ class ClusterLab:
     def command(self, i: int) -> list[str]:
         """The full command line run in the root namespace for node i (what the log's header shows)."""
         node = self.nodes[i]
-        mount_then_exec = 'mount --bind "$1" "$2" && shift 2 && exec "$@"'
+        mount_then_exec = 'mount --rbind "$1" "$2" && shift 2 && exec "$@"'
         return [*node.host.prefix(), "unshare", "--mount", "--propagation", "private", "--",
                 "sh", "-c", mount_then_exec, f"cairn-node{i}", str(node.private_dir), str(self.shared_dir),
                 *self.server_command(i)]
@@ -397,21 +397,22 @@ class ClusterLab:
                 raise LabError(f"node {i} not ready within {timeout:g} s\n{self.log_tail(i)}")
             time.sleep(0.1)
 
-    def wait_cluster_ready(self, timeout: float = CLUSTER_READY_TIMEOUT) -> None:
+    def wait_cluster_ready(self, timeout: float = CLUSTER_READY_TIMEOUT, dead_drives: int = 0) -> None:
         """Every node ready, and every node sees every drive online again (a node that came back is
-        noticed by its peers' drive monitors within seconds, not at once)."""
+        noticed by its peers' drive monitors within seconds, not at once), but for `dead_drives`
+        drives known to be broken."""
         deadline = time.monotonic() + timeout
         for i in self.nodes:
             self.wait_ready(i, max(1.0, deadline - time.monotonic()))
         for i in self.nodes:
-            wait_until(functools.partial(self.drives_online, i), max(1.0, deadline - time.monotonic()),
-                       message=f"node {i} sees every drive online")
+            wait_until(functools.partial(self.drives_online, i, dead_drives), max(1.0, deadline - time.monotonic()),
+                       message=f"node {i} sees every drive online" + (f" but {dead_drives}" if dead_drives else ""))
 
-    def drives_online(self, i: int) -> bool:
-        """Whether node i's `cairn admin info` lists every drive of the cluster as online."""
+    def drives_online(self, i: int, dead_drives: int = 0) -> bool:
+        """Whether node i's `cairn admin info` lists every drive of the cluster, but `dead_drives`, as online."""
         info = self.cairn(i, "admin", "info", timeout=20)
         states = [line.split()[0] for line in info.stdout.splitlines() if line.startswith("  ")]
-        return info.returncode == 0 and bool(states) and all(state == "online" for state in states)
+        return info.returncode == 0 and bool(states) and sum(state != "online" for state in states) <= dead_drives
 
     def kill(self, i: int) -> None:
         """SIGKILL node i and all its workers at once, as a crash would."""

@@ -9,10 +9,15 @@ a partition (iptables drops, or TCP resets with `reject`) and a restart. Clients
 node that is running, not paused and not cut off (`reader()`), or to each such node (`clients()`).
 `missing_copies` checks on disk that every acknowledged object has an intact copy on every drive of
 its erasure set; slot j names slot j of every set (the sets span the nodes alike).
+With `loop_drives`, every node drive is a loop-mounted XFS image (`SimDrive`) bind-mounted on the
+node's drive folder before the nodes start; `drives_at(j)` gives the images holding slot j, on which
+the runner injects drive faults from outside the nodes (shutdown, fill, read-only, damage).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 from appliance.cluster.placement import expand_drives, split_sets
 from appliance.engine.drive import LocalDrive
 from simulator.cluster import BUCKET, admin_heal, copy_problem, heal_status
+from simulator.drives import SimDrive, run
 from simulator.netns import S3_PORT, ClusterLab
 
 # A node that hangs (paused, cut off) costs its peers one internode read timeout (30 s) before they
@@ -32,8 +38,12 @@ REFUSED_WRITE_TIMEOUT = 90.0
 
 class NodeCluster:
     def __init__(self, workdir: Path, nodes: int, drives_per_node: int, set_size: int, parity: int,
-                 disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0) -> None:
+                 disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0,
+                 loop_drives: bool = False) -> None:
         self.workdir = workdir
+        self.loop_drives = loop_drives
+        self.pids: set[int] = set()  # SimDrive's bookkeeping; no FUSE here, so it stays empty
+        self.images: dict[str, SimDrive] = {}  # private drive folder -> the image mounted on it
         self.node_count = nodes
         self.set_size = set_size
         args = ["--set-size", str(set_size), "--parity", str(parity), "--scan-interval", str(scan_interval),
@@ -57,6 +67,8 @@ class NodeCluster:
     def create(self) -> None:
         self.lab.open()
         self.sets = self._drive_sets()
+        if self.loop_drives:
+            self._mount_images()
         self.lab.start_all()
         self.client().create_bucket(Bucket=BUCKET)
 
@@ -74,8 +86,29 @@ class NodeCluster:
             sets.append(drives)
         return sets
 
+    def _mount_images(self) -> None:
+        for drive_set in self.sets:
+            for node, path in drive_set:
+                image = SimDrive(self.workdir / "images" / f"node{node}", len(self.images), self.pids)
+                self.images[path] = image
+                image.create()
+                run("mount", "--bind", str(image.mnt), path)
+
+    def drives_at(self, slot: int) -> list[SimDrive]:
+        """The drive images holding slot `slot`, one per erasure set (needs `loop_drives`)."""
+        if not self.loop_drives:
+            raise RuntimeError("drive faults in a distributed cluster need loop_drives=True")
+        return [self.images[path] for path in (drive_set[slot][1] for drive_set in self.sets)]
+
     def destroy(self) -> None:
-        self.lab.close()
+        try:
+            self.lab.close()
+        finally:
+            for path, image in self.images.items():
+                with contextlib.suppress(RuntimeError):  # a create that failed half-way mounted less
+                    run("umount", "-l", path)
+                image.destroy()
+            self.images.clear()
 
     def running(self) -> bool:
         return bool(self.available())
@@ -131,7 +164,17 @@ class NodeCluster:
         for i in nodes:
             self.lab.stop(i)
             self.lab.start(i)
-        self.lab.wait_cluster_ready()
+        self.lab.wait_cluster_ready(dead_drives=self._dead_drives())
+
+    def _dead_drives(self) -> int:
+        """Drive images whose filesystem is shut down (a dead-drive fault): no node sees them online."""
+        dead = 0
+        for image in self.images.values():
+            try:
+                os.listdir(image.mnt)
+            except OSError:
+                dead += 1
+        return dead
 
     # --- clients ----------------------------------------------------------------------------------
 

@@ -2,7 +2,9 @@
 
 Contract: `write_report(results, out_dir, title)` writes `report.md`, `report.html` and one PNG per
 scenario (healing progress and client throughput/errors over time, faults marked) into `out_dir`,
-and returns the Markdown path. The scenario table gives pass/fail and why; the timeline lists every
+and returns the Markdown path. A long run calls it after every scenario with `planned` (how many
+scenarios the run holds) and `plotted` (names whose PNG this run already drew), so an interrupted run
+still leaves a readable report of what it finished, marked partial. The scenario table gives pass/fail and why; the timeline lists every
 fault, recovery, expectation and violation with its time. Nothing here judges: it shows the
 results the runner produced.
 """
@@ -75,18 +77,23 @@ def _row(r: ScenarioResult) -> list[str]:
 HEADERS = ["scenario", "drives", "parity", "result", "seconds", "healed in (s)", "objects", "notes"]
 
 
-def write_report(results: list[ScenarioResult], out_dir: Path, title: str = "Cairn failure simulator") -> Path:
+def write_report(results: list[ScenarioResult], out_dir: Path, title: str = "Cairn failure simulator",
+                 planned: int | None = None, plotted: set[str] | None = None) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     passed = sum(r.verdict == "PASS" for r in results)
     failed = sum(r.verdict == "FAIL" for r in results)
     skipped = sum(r.verdict == "SKIPPED" for r in results)
+    plotted = set() if plotted is None else plotted
     for r in results:
-        if not r.skipped:
+        if not r.skipped and r.scenario.name not in plotted:
             _plot(r, out_dir / f"{r.scenario.name}.png")
+            plotted.add(r.scenario.name)
+    planned = len(results) if planned is None else planned
+    summary = (f"{passed} passed, {failed} failed, {skipped} skipped of {len(results)} scenarios"
+               + (f" (partial: {len(results)} of {planned} planned have run)" if planned > len(results) else ""))
 
-    md = [f"# {title}", "", f"Run {stamp}: **{passed} passed, {failed} failed, {skipped} skipped** "
-          f"of {len(results)} scenarios.", "",
+    md = [f"# {title}", "", f"Run {stamp}: **{summary}**.", "",
           "A scenario passes when every invariant held after every step (acknowledged objects read back "
           "byte-identical within tolerance, errors and never wrong bytes beyond it, nothing acknowledged "
           "lost after recovery, every copy healed and verified). A `broken_engine` scenario runs with "
@@ -127,8 +134,7 @@ def write_report(results: list[ScenarioResult], out_dir: Path, title: str = "Cai
         f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>"
         "body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
         "padding:3px 6px;font-size:13px}tr.fail{background:#fdd}tr.pass{background:#dfd}tr.skipped{background:#eee}"
-        f"</style></head><body><h1>{e(title)}</h1><p>Run {e(stamp)}: <b>{passed} passed, {failed} failed, "
-        f"{skipped} skipped</b> of {len(results)} scenarios.</p><table><tr>"
+        f"</style></head><body><h1>{e(title)}</h1><p>Run {e(stamp)}: <b>{e(summary)}</b>.</p><table><tr>"
         + "".join(f"<th>{e(h)}</th>" for h in HEADERS) + f"</tr>{rows}</table>{''.join(sections)}</body></html>")
     (out_dir / "report.html").write_text(page)
     return md_path

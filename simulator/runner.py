@@ -7,7 +7,8 @@ violation with the step it came from, the timeline of faults, client samples and
 A scenario marked `broken_engine` runs with healing disabled and passes only if the simulator
 caught that (at least one violation): the proof that the simulator can see a broken engine.
 In a distributed scenario reads go through one available node and write probes through every
-available node, each judged on its own (a 2|2 partition must refuse writes on both sides).
+available node, each judged on its own (a 2|2 partition must refuse writes on both sides); its drive
+faults hit slot j of every erasure set, on loop-mounted images, from outside the nodes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from simulator import support
 from simulator.cluster import Cluster
+from simulator.drives import SimDrive
 from simulator.invariants import FaultState, Outcome, check_expectation, check_reads
 from simulator.nodes import REFUSED_WRITE_TIMEOUT, NodeCluster
 from simulator.scenario import DESTRUCTIVE, NODE_FAULT_KINDS, NODE_FAULT_UNDO, NODE_FAULTS, Scenario, Step
@@ -60,7 +62,8 @@ class Runner:
         self.cluster: Cluster | NodeCluster
         if scenario.distributed:
             self.cluster = NodeCluster(workdir, scenario.nodes, scenario.drives_per_node, scenario.drives,
-                                       scenario.parity, disable_heal=scenario.broken_engine)
+                                       scenario.parity, disable_heal=scenario.broken_engine,
+                                       loop_drives=scenario.drive_faults)
         else:
             self.cluster = Cluster(workdir, scenario.drives, scenario.parity, scenario.fuse,
                                    disable_heal=scenario.broken_engine)
@@ -82,6 +85,12 @@ class Runner:
         """The single-node cluster; drive faults and `node:` steps exist only there (the parser sees to it)."""
         assert isinstance(self.cluster, Cluster), "a single-node step reached a distributed scenario"
         return self.cluster
+
+    def drives_at(self, slot: int) -> list[SimDrive]:
+        """The drives holding slot `slot`: the one drive of a single node, one per erasure set of a cluster."""
+        if isinstance(self.cluster, NodeCluster):
+            return self.cluster.drives_at(slot)
+        return [self.cluster.drives[slot]]
 
     def violation(self, step: str, text: str) -> None:
         self.result.violations.append(f"[{step}] {text}")
@@ -165,19 +174,20 @@ class Runner:
                 self.violation(label, f"{v}{via}")
 
     def execute(self, step: Step, label: str) -> None:
-        drives = [self.single.drives[i] for i in step.drives]
         if step.action == "fault":
-            for slot, d in zip(step.drives, drives, strict=True):
-                self._inject(step, d.index)
+            for slot in step.drives:
+                for d in self.drives_at(slot):
+                    self._inject(step, d)
                 self.state.add(slot, step.kind)
                 self.touched.add(slot)
         elif step.action == "recover":
-            for slot, d in zip(step.drives, drives, strict=True):
-                self._recover(step.kind, d.index)
+            for slot in step.drives:
+                for d in self.drives_at(slot):
+                    self._recover(step.kind, d)
                 self.state.remove(slot, {step.kind})
         elif step.action == "replace":
-            for slot, d in zip(step.drives, drives, strict=True):
-                d.replace()
+            for slot in step.drives:
+                self.single.drives[slot].replace()
                 self.state.remove(slot, set(self.state.active.get(slot, set())))
                 self.state.add(slot, "replaced")
                 self.touched.add(slot)
@@ -198,8 +208,7 @@ class Runner:
         elif step.action == "expect":
             self._expect(step, label)
 
-    def _inject(self, step: Step, slot: int) -> None:
-        d = self.single.drives[slot]
+    def _inject(self, step: Step, d: SimDrive) -> None:
         kind = step.kind
         if kind == "dead":
             d.shutdown()
@@ -213,10 +222,9 @@ class Runner:
             d.set_fuse_faults(latency=step.latency, eio=step.eio, ops=tuple(step.ops))
         else:
             hit = d.damage(kind, step.count, self.rng)
-            self.rec.event("fault", f"{kind}: {len(hit)} files on drive {slot}")
+            self.rec.event("fault", f"{kind}: {len(hit)} files on drive {d.index}")
 
-    def _recover(self, kind: str, slot: int) -> None:
-        d = self.single.drives[slot]
+    def _recover(self, kind: str, d: SimDrive) -> None:
         if kind == "dead":
             d.revive()
         elif kind == "missing":
@@ -282,9 +290,15 @@ class Runner:
         began = time.monotonic()
         for at in step.sigkill_at:
             time.sleep(max(began + at - time.monotonic(), 0))
-            self.rec.event("node", f"SIGKILL under load at {at:g} s")
-            self.single.kill()
-            self.single.start()
+            if isinstance(self.cluster, NodeCluster):
+                self.rec.event("node", f"SIGKILL of node {step.kill_node} under load at {at:g} s")
+                self.cluster.kill_node(step.kill_node)
+                self.cluster.restart_nodes([step.kill_node])
+                self.touched_nodes.add(step.kill_node)
+            else:
+                self.rec.event("node", f"SIGKILL under load at {at:g} s")
+                self.single.kill()
+                self.single.start()
             self.rec.event("node", "restarted")
         load.join()
         self.result.violations += load.violations

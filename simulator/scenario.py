@@ -5,8 +5,11 @@ Contract: `parse_scenario(doc)` turns one mapping (from YAML) into a `Scenario` 
 cluster shape, a workload written and checksummed first, and a list of steps, each one action.
 The shape is one node (`drives`: one erasure set, `parity`, which slots sit behind `fuse`) or, with
 `nodes` > 1, a distributed cluster in network namespaces (`nodes`, `drives_per_node`, `set_size`
-(default: all drives, at most 16), `parity` per set); there `drives` is the set size, and the drive
-steps and `node:` are refused, node faults take their place. Node faults name nodes 1..nodes:
+(default: all drives, at most 16), `parity` per set); there `drives` is the set size, `node:` is
+refused (node faults take its place) and drive faults are the ones a loop-mounted filesystem shows to
+a running node from outside its namespace (`DISTRIBUTED_DRIVE_FAULTS`): `fault: KIND, drives: [j]`
+hits slot j of every erasure set, i.e. the drive that holds it on its node. Node faults name nodes
+1..nodes:
 
     kill-node: N | [N...]          (SIGKILL the node's process group)
     pause-node / resume-node: N    (SIGSTOP / SIGCONT)
@@ -15,6 +18,8 @@ steps and `node:` are refused, node faults take their place. Node faults name no
                                     resets instead of silence)
     heal-partition: true
     restart-node: N                (stop if running, start, wait until the cluster sees all drives)
+    load: {..., sigkill_at: [s], kill_node: N}
+                                   (SIGKILL node N, default the last, at each time, then restart it)
 
 Single-node steps:
 
@@ -46,6 +51,10 @@ DRIVE_FAULTS = {"dead", "missing", "full", "readonly", "bitrot", "truncate", "me
                 "slow", "flaky"}
 NODE_FAULTS = {"kill-node", "pause-node", "resume-node", "cut-link", "heal-link", "partition", "heal-partition",
                "restart-node"}
+# Drive faults of a distributed scenario: the drive stays mounted in the node's namespace, so only
+# what acts on the filesystem itself reaches it (not an unmount, a new filesystem or a FUSE layer).
+DISTRIBUTED_DRIVE_FAULTS = {"dead", "full", "readonly", "bitrot", "truncate", "meta_delete", "meta_corrupt"}
+DISTRIBUTED_RECOVERIES = {"full", "readonly"}
 # What a node fault does to the node's drives, seen from the node the simulator reads through.
 NODE_FAULT_KINDS = {"kill-node": "node_down", "pause-node": "node_paused", "cut-link": "link_cut",
                     "partition": "partitioned"}
@@ -88,6 +97,7 @@ class Step:
     writers: int = 1
     readers: int = 1
     sigkill_at: list[float] = field(default_factory=list)
+    kill_node: int = 0  # distributed: the node `sigkill_at` kills (restarted after each kill)
     background: bool = False
     nodes: list[int] = field(default_factory=list)
     groups: list[list[int]] = field(default_factory=list)
@@ -110,7 +120,8 @@ class Step:
         if self.action in NODE_FAULTS and self.nodes:
             return f"{self.action} {', '.join(map(str, self.nodes))}"
         if self.action == "load":
-            kills = f", SIGKILL at {self.sigkill_at} s" if self.sigkill_at else ""
+            victim = f" of node {self.kill_node}" if self.kill_node else ""
+            kills = f", SIGKILL{victim} at {self.sigkill_at} s" if self.sigkill_at else ""
             bg = " (background)" if self.background else ""
             return f"load {self.seconds:g} s, {self.writers} writers, {self.readers} readers{kills}{bg}"
         if self.action == "expect":
@@ -139,6 +150,11 @@ class Scenario:
     @property
     def distributed(self) -> bool:
         return self.nodes > 1
+
+    @property
+    def drive_faults(self) -> bool:
+        """Whether any step faults a drive (a distributed cluster then runs on loop-mounted filesystems)."""
+        return any(step.action == "fault" for step in self.steps)
 
     @property
     def k(self) -> int:
@@ -212,9 +228,14 @@ def parse_step(raw: Any, drives: int, fuse: list[int], where: str, nodes: int = 
         if nodes == 1:
             raise ScenarioError(f"{where}: {action} needs a distributed scenario (nodes > 1); one node uses `node:`")
         return parse_node_fault(action, raw, nodes, where)
-    if nodes > 1 and action in ("fault", "recover", "replace", "node"):
+    if nodes > 1 and action in ("replace", "node"):
         raise ScenarioError(f"{where}: {action} is for single-node scenarios; a distributed one has node faults: "
                             f"{sorted(NODE_FAULTS)}")
+    if nodes > 1 and action in ("fault", "recover"):
+        allowed = DISTRIBUTED_DRIVE_FAULTS if action == "fault" else DISTRIBUTED_RECOVERIES
+        if value not in allowed:
+            raise ScenarioError(f"{where}: a distributed scenario can {action} {sorted(allowed)}, not {value!r} "
+                                "(its drives stay mounted inside the node's namespace)")
     if action in ("fault", "recover"):
         if value not in DRIVE_FAULTS:
             raise ScenarioError(f"{where}: unknown fault {value!r}; known: {sorted(DRIVE_FAULTS)}")
@@ -241,12 +262,15 @@ def parse_step(raw: Any, drives: int, fuse: list[int], where: str, nodes: int = 
         if not isinstance(value, dict) or float(value.get("seconds", 0)) <= 0:
             raise ScenarioError(f"{where}: load needs a mapping with seconds > 0")
         kills = [float(t) for t in value.get("sigkill_at", [])]
-        if kills and nodes > 1:
-            raise ScenarioError(f"{where}: sigkill_at is for single-node scenarios; use kill-node steps")
         if any(not 0 < t < float(value["seconds"]) for t in kills):
             raise ScenarioError(f"{where}: sigkill_at times must fall inside the load's seconds")
+        if "kill_node" in value and nodes == 1:
+            raise ScenarioError(f"{where}: kill_node needs a distributed scenario (nodes > 1)")
+        victim = _node_numbers(value.get("kill_node", nodes), nodes, where)[0] if nodes > 1 and kills else 0
+        if kills and value.get("background"):
+            raise ScenarioError(f"{where}: a load with sigkill_at runs in the foreground")
         return Step(action, seconds=float(value["seconds"]), writers=int(value.get("writers", 1)),
-                    readers=int(value.get("readers", 1)), sigkill_at=kills,
+                    readers=int(value.get("readers", 1)), sigkill_at=kills, kill_node=victim,
                     background=bool(value.get("background", False)))
     if action == "wait_load":
         return Step(action)

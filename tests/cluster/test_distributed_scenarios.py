@@ -2,7 +2,8 @@
 
 Each scenario runs through the same entry as the single-node library (`Runner(...).run()`): it builds
 its own 4-node cluster (two EC 4+4 sets), writes the workload, kills, pauses, cuts off or partitions
-nodes, and must pass every invariant: acknowledged writes read back identical, beyond tolerance
+nodes (one crashed twice under client writes, one dead while drives of others die, rot, fill up
+and turn read-only), and must pass every invariant: acknowledged writes read back identical, beyond tolerance
 errors and never wrong bytes, writes refused on both sides of a 2|2 split, and what a faulted node
 missed healed afterwards. A machine without the lab's tools fails here with what is missing.
 """
@@ -39,6 +40,10 @@ def four_nodes(**overrides: Any) -> dict[str, Any]:
     ({"partition": [[1], [2, 3, 4]]}, "reject", False),
     ({"heal-partition": True}, "action", "heal-partition"),
     ({"restart-node": 4}, "nodes", [4]),
+    ({"fault": "dead", "drives": [0, 5]}, "drives", [0, 5]),
+    ({"recover": "readonly", "drives": [6]}, "kind", "readonly"),
+    ({"load": {"seconds": 5, "sigkill_at": [1]}}, "kill_node", 4),
+    ({"load": {"seconds": 5, "sigkill_at": [1], "kill_node": 2}}, "kill_node", 2),
 ])
 def test_node_fault_steps(step: dict[str, Any], field: str, value: Any) -> None:
     parsed = parse_scenario(four_nodes(steps=[step]))
@@ -50,9 +55,14 @@ def test_node_fault_steps(step: dict[str, Any], field: str, value: Any) -> None:
     ({"steps": [{"kill-node": 5}]}, "numbered 1 to 4"),
     ({"steps": [{"partition": [[1, 2], [3]]}]}, "every node 1 to 4 exactly once"),
     ({"steps": [{"partition": [[1, 2, 3, 4]]}]}, "two or more groups"),
-    ({"steps": [{"fault": "dead", "drives": [0]}]}, "single-node scenarios"),
+    ({"steps": [{"fault": "missing", "drives": [0]}]}, "can fault"),
+    ({"steps": [{"fault": "slow", "drives": [0]}]}, "can fault"),
+    ({"steps": [{"recover": "dead", "drives": [0]}]}, "can recover"),
+    ({"steps": [{"replace": [0]}]}, "single-node scenarios"),
     ({"steps": [{"node": "sigkill"}]}, "single-node scenarios"),
-    ({"steps": [{"load": {"seconds": 5, "sigkill_at": [1]}}]}, "use kill-node"),
+    ({"steps": [{"fault": "dead", "drives": [8]}]}, "slot numbers from 0 to 7"),
+    ({"steps": [{"load": {"seconds": 5, "sigkill_at": [1], "kill_node": 5}}]}, "numbered 1 to 4"),
+    ({"steps": [{"load": {"seconds": 5, "sigkill_at": [1], "background": True}}]}, "in the foreground"),
     ({"set_size": 6}, "set_size must be"),
     ({"drives": 16}, "not drives"),
     ({"nodes": 1, "drives": 4, "parity": 2}, "needs a distributed scenario"),
@@ -65,7 +75,8 @@ def test_refused(overrides: dict[str, Any], message: str) -> None:
 def test_the_ci_library_has_every_node_fault() -> None:
     actions = {step.action for s in SCENARIOS for step in s.steps}
     assert {"kill-node", "restart-node", "pause-node", "resume-node", "cut-link", "heal-link", "partition",
-            "heal-partition"} <= actions
+            "heal-partition", "fault", "recover"} <= actions
+    assert any(step.sigkill_at and step.kill_node for s in SCENARIOS for step in s.steps)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])

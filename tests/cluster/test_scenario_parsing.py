@@ -63,6 +63,7 @@ def test_steps(step: dict[str, Any], field: str, value: Any) -> None:
     ({"steps": [{"recover": "bitrot"}]}, "healed"),
     ({"steps": [{"node": "reboot"}]}, "node action"),
     ({"steps": [{"load": {"seconds": 2, "sigkill_at": [3]}}]}, "inside the load"),
+    ({"steps": [{"load": {"seconds": 5, "sigkill_at": [1], "kill_node": 1}}]}, "needs a distributed scenario"),
     ({"steps": [{"expect": {"reads": "maybe"}}]}, "expected one of"),
     ({"steps": [{"expect": {"redundancy": "partial"}}]}, "restored"),
     ({"steps": [{"expect": {"speed": 1}}]}, "expect takes"),
