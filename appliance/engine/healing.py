@@ -5,7 +5,12 @@ of drives agrees on, and brings every reachable drive to exactly that state: mis
 shards are reconstructed from k intact fragments (verified against their bitrot hashes), stale or
 missing metadata is rewritten, versions that never reached a quorum (dangling) are removed, and
 data directories no version refers to are deleted. It never invents data: a version that cannot
-be decided (too many drives unreachable) is left untouched and reported as failed.
+be decided (too many drives unreachable) is left untouched and reported as failed. A deep heal
+(the default: queued objects, `cairn admin heal`) verifies every frame of every drive's shards; a
+quick one (a blank drive being filled) checks only that each shard's last frame is there and
+verifies, which finds missing and truncated shards at a fraction of the reads, and leaves bitrot
+inside a shard to the scanner's deep pass. Rebuilt data is verified either way: every fragment a
+rebuild reads is checked against its hash, and a bad one is skipped for another drive's.
 
 Triggers: reads and writes that see a degraded object call `HealQueue.add` (persisted in the set's
 system area, so it survives restarts); the `Healer` daemon drains that queue and fully heals drives
@@ -80,13 +85,14 @@ def _version_quorum(eset: ErasureSet, metas: list[ObjectMeta | BaseException], v
     return eset.n // 2 + 1
 
 
-async def heal_object(eset: ErasureSet, bucket: str, key: str) -> HealResult:
+async def heal_object(eset: ErasureSet, bucket: str, key: str, deep: bool = True) -> HealResult:
     """Bring every reachable drive of the set to the quorum state of the object (see module docstring)."""
     async with eset.locker.lock(bucket, key):
-        return await asyncio.get_running_loop().run_in_executor(eset.executor, _heal_locked_sync, eset, bucket, key)
+        return await asyncio.get_running_loop().run_in_executor(eset.executor, _heal_locked_sync, eset, bucket, key,
+                                                                deep)
 
 
-def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
+def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str, deep: bool) -> HealResult:
     metas = eset.read_metas_sync(bucket, key)
     reachable = [not isinstance(m, DriveOffline) and not (isinstance(m, DriveError) and not isinstance(
         m, (FileNotFoundOnDrive, FileCorrupt, VolumeNotFound))) for m in metas]
@@ -120,7 +126,7 @@ def _heal_locked_sync(eset: ErasureSet, bucket: str, key: str) -> HealResult:
             if not reachable[i]:
                 continue
             holder = view.holders[i]
-            if holder is None or not shards_intact(eset.drives[i], bucket, key, holder):
+            if holder is None or not shards_intact(eset.drives[i], bucket, key, holder, deep):
                 rebuild.setdefault(pos, []).append(i)
 
     targets: list[ObjectMeta | None] = []
@@ -189,8 +195,9 @@ def _same_meta(current: ObjectMeta | BaseException, target: ObjectMeta) -> bool:
     )
 
 
-def shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion) -> bool:
-    """Deep check: every frame of the drive's shard of `v` is present and matches its hash."""
+def shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion, deep: bool = True) -> bool:
+    """Every frame (`deep`), or only the last frame of each part (quick: the shard is whole, not
+    checked inside), of the drive's shard of `v` is present and matches its hash."""
     e = v.erasure
     assert e is not None
     try:
@@ -201,7 +208,8 @@ def shards_intact(drive: Drive, bucket: str, key: str, v: ObjectVersion) -> bool
         for part, size in enumerate(part_sizes(v), start=1):
             reader = drive.open_shard(bucket, key, v.data_dir, part)
             try:
-                for b in range(-(-size // e.block_size)):
+                blocks = range(-(-size // e.block_size))
+                for b in blocks if deep else blocks[-1:]:
                     off = bitrot.block_offset(b, e.k, e.m, e.block_size)
                     length = bitrot.block_frame_len(b, size, e.k, e.m, e.block_size)
                     bitrot.unframe(reader.read_at(off, length), e.algorithm)
@@ -441,7 +449,7 @@ async def plan_heal(sets: list[ErasureSet], buckets: list[tuple[str, bytes]], pr
 HEAL_CONCURRENCY = 4  # objects healed at once by one tree heal: reads of one overlap writes of another
 
 
-async def heal_tree(plan: HealPlan, concurrency: int = HEAL_CONCURRENCY) -> AsyncIterator[HealResult]:
+async def heal_tree(plan: HealPlan, concurrency: int = HEAL_CONCURRENCY, deep: bool = True) -> AsyncIterator[HealResult]:
     """Heal every bucket directory and every object of the plan, `concurrency` objects at a time,
     yielding each object's result as it finishes (each object is healed under its own lock)."""
     pending: set[asyncio.Future[HealResult]] = set()
@@ -449,7 +457,7 @@ async def heal_tree(plan: HealPlan, concurrency: int = HEAL_CONCURRENCY) -> Asyn
         for eset, bucket, meta, keys in plan.work:
             await heal_bucket(eset, bucket, meta)
             for key in keys:
-                pending.add(asyncio.ensure_future(heal_object(eset, bucket, key)))
+                pending.add(asyncio.ensure_future(heal_object(eset, bucket, key, deep)))
                 if len(pending) >= concurrency:
                     done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
@@ -561,7 +569,8 @@ class Healer:
         buckets = await self.bucket_configs()
         handled = 0
         failed = 0
-        async for result in heal_tree(await plan_heal([eset], buckets, "")):
+        # Quick checks: the blank drive needs everything; bitrot elsewhere is the scanner's to find.
+        async for result in heal_tree(await plan_heal([eset], buckets, ""), deep=False):
             handled += 1
             failed += result.status == "failed"
             self._count(result)

@@ -187,6 +187,46 @@ def test_heal_rebuilds_then_other_drives_can_die(tmp_path: Path) -> None:
     run(go())
 
 
+def _shard_of(drive_root: str, key: str) -> Path:
+    return next((Path(drive_root) / "b" / key).rglob("part.1"))
+
+
+def _flip_first_byte(path: Path) -> None:
+    with open(path, "r+b") as f:
+        first = f.read(1)
+        f.seek(0)
+        f.write(bytes([first[0] ^ 0xFF]))
+
+
+@pytest.mark.parametrize(("damage", "deep", "rebuilt"), [
+    ("truncate", False, True),     # a short shard fails the quick check of its last frame
+    ("truncate", True, True),
+    ("delete", False, True),
+    ("bitrot-first-frame", True, True),
+    ("bitrot-first-frame", False, False),  # quick: left for the scanner's deep pass
+])
+def test_quick_and_deep_heal(tmp_path: Path, damage: str, deep: bool, rebuilt: bool) -> None:
+    h = Harness(tmp_path)
+    data = payload(3 * 1024 * 1024 + 17, seed=5)
+
+    async def go() -> None:
+        await h.put("o", data)
+        shard = _shard_of(h.faulty[1].endpoint, "o")
+        if damage == "truncate":
+            os.truncate(shard, shard.stat().st_size - 1)
+        elif damage == "delete":
+            shard.unlink()
+        else:
+            _flip_first_byte(shard)
+        result = await heal_object(h.eset, "b", "o", deep=deep)
+        assert result.status == ("healed" if rebuilt else "ok"), result
+        # Rebuilt or not, the healthy drives still serve the exact bytes; after a rebuild drive 1 serves too.
+        h.fail([0, 2] if rebuilt else [1], fail={"*"})
+        assert await h.get("o") == data
+
+    run(go())
+
+
 def test_heal_purges_dangling(tmp_path: Path) -> None:
     h = Harness(tmp_path)
 
