@@ -13,6 +13,7 @@ link cut and a 2|2 partition.
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 Doc = dict[str, Any]
@@ -65,11 +66,20 @@ def mixed(n: int, p: int, big: bool = False) -> Doc:
             "steps": steps}
 
 
+def kill_times(name: str, seconds: float, count: int = 2) -> list[float]:
+    """`count` random moments inside a load of `seconds` (to 0.1 s), one per equal slice so the server
+    runs a while between kills; drawn from the scenario's name, so a scenario is the same every run."""
+    rng = random.Random(name)
+    width = seconds / count
+    return [round(i * width + rng.uniform(0.15, 0.85) * width, 1) for i in range(count)]
+
+
 def crash_under_load(n: int, p: int, big: bool = False) -> Doc:
-    return {"name": f"n{n}-p{p}-sigkill-under-load", "drives": n, "parity": p, "workload": _workload(8, big),
-            "description": "The server is SIGKILLed twice while clients write; every acknowledged write "
-                           "must survive.",
-            "steps": [{"load": {"seconds": 8, "writers": 2, "readers": 1, "sigkill_at": [2.5, 5.5]}},
+    name = f"n{n}-p{p}-sigkill-under-load"
+    return {"name": name, "drives": n, "parity": p, "workload": _workload(8, big),
+            "description": "The server is SIGKILLed twice at random moments while clients write; every "
+                           "acknowledged write must survive.",
+            "steps": [{"load": {"seconds": 8, "writers": 2, "readers": 1, "sigkill_at": kill_times(name, 8)}},
                       {"expect": {"reads": "succeed", "writes": "succeed"}}, _healed()]}
 
 
@@ -157,7 +167,8 @@ def distributed(big: bool = False) -> list[Doc]:
         _four_nodes("kill-under-load", "Node 1, the one the clients write through, is SIGKILLed twice in the middle "
                                        "of writes and restarted each time; every acknowledged write must survive on "
                                        "the cluster, and what the crashes left half-done is healed or cleaned up.",
-                    [{"load": {"seconds": 10, "writers": 2, "readers": 1, "sigkill_at": [2.5, 6.0], "kill_node": 1}},
+                    [{"load": {"seconds": 10, "writers": 2, "readers": 1,
+                               "sigkill_at": kill_times("d4x4-kill-under-load", 10), "kill_node": 1}},
                      both, _healed()], big),
         _four_nodes("node-and-drives", "Drive faults and a node fault at once: slot 0 dies (XFS shutdown, on node 1), "
                                        "slot 1 rots (every shard, on node 2) and node 4 is SIGKILLed: 4 of 8 copies "
