@@ -8,7 +8,9 @@ parity: 0 to parity+1 failed drives, mixed faults, SIGKILL under load, a drive f
 healing, a replaced drive healing under client writes, bitrot, slow and flaky drives, a frozen
 node, and the broken-engine check. Both hold the distributed scenarios (`distributed()`): 4 nodes x
 4 drives in network namespaces, two EC 4+4 sets, with a node killed and restarted, a node paused, a
-link cut and a 2|2 partition.
+link cut, a 2|2 partition, the node clients write through SIGKILLed under load, and dead, rotten,
+full and read-only drives on top of a dead node. The long run adds `eight_nodes()`: 8 nodes x 2
+drives in one EC 12+4 set, losing two nodes (parity) and three (beyond it).
 """
 
 from __future__ import annotations
@@ -192,6 +194,27 @@ def ci_library() -> list[Doc]:
     return docs
 
 
+def eight_nodes() -> list[Doc]:
+    """A wider cluster for the long run: 8 nodes x 2 drives, one EC 12+4 set of 16, each node holding 2
+    slots. Two nodes down is exactly parity (reads and writes go on); three is beyond it (both fail
+    cleanly, nothing wrong is read) until they come back and healing catches them up."""
+    both = {"expect": {"reads": "succeed", "writes": "succeed"}}
+    shape = {"nodes": 8, "drives_per_node": 2, "set_size": 16, "parity": 4, "workload": _workload(12, True)}
+    return [
+        shape | {"name": "d8x2-ec12p4-kill-two",
+                 "description": "Nodes 7 and 8 are SIGKILLed (4 of 16 drives, the parity): the other six keep "
+                                "serving reads and writes; both restart and are healed until two other nodes "
+                                "can be lost.",
+                 "steps": [{"kill-node": [7, 8]}, both, {"restart-node": [7, 8]}, both, _healed()]},
+        shape | {"name": "d8x2-ec12p4-kill-three",
+                 "description": "Nodes 6, 7 and 8 are SIGKILLed (6 of 16 drives, beyond parity): reads and "
+                                "writes fail cleanly, never wrong bytes; the nodes restart and every "
+                                "acknowledged object is there, healed.",
+                 "steps": [{"kill-node": [6, 7, 8]}, {"expect": {"reads": "fail", "writes": "fail"}},
+                           {"restart-node": [6, 7, 8]}, both, _healed()]},
+    ]
+
+
 def long_library() -> list[Doc]:
     docs: list[Doc] = []
     for n in (4, 8, 16):
@@ -204,5 +227,5 @@ def long_library() -> list[Doc]:
                 docs.append(fail_during_heal(n, p, True))
         docs += [slow_and_flaky(n, n // 4), frozen_node(n, n // 4)]
     docs.append(broken_engine(4, 2))
-    docs += distributed(big=True)
+    docs += distributed(big=True) + eight_nodes()
     return docs

@@ -410,7 +410,10 @@ class ClusterLab:
 
     def drives_online(self, i: int, dead_drives: int = 0) -> bool:
         """Whether node i's `cairn admin info` lists every drive of the cluster, but `dead_drives`, as online."""
-        info = self.cairn(i, "admin", "info", timeout=20)
+        try:
+            info = self.cairn(i, "admin", "info", timeout=20)
+        except subprocess.TimeoutExpired:
+            return False  # a peer that is still starting can hold the answer up: ask again
         states = [line.split()[0] for line in info.stdout.splitlines() if line.startswith("  ")]
         return info.returncode == 0 and bool(states) and sum(state != "online" for state in states) <= dead_drives
 
