@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,13 @@ def test_stored_ci_library_is_current() -> None:
     """scenarios/ci.yaml is what `cairn-sim --dump ci` prints: regenerate it when the library changes."""
     assert list(yaml.safe_load_all(CI_YAML.read_text())) == ci_library()
     assert [s.name for s in load_file(CI_YAML)] == [d["name"] for d in ci_library()]
+
+
+def test_the_operations_guide_example_parses() -> None:
+    """The YAML scenario shown to operators in docs/operations.md is a valid scenario."""
+    text = (CI_YAML.parents[2] / "docs" / "operations.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert blocks, "docs/operations.md lost its scenario example"
+    for block in blocks:
+        scenario = parse_scenario(yaml.safe_load(block), "docs/operations.md")
+        assert scenario.steps
