@@ -18,6 +18,7 @@ import re
 import signal
 import subprocess
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ class Cluster:
     def heal_status(self) -> dict[str, Any] | None:
         return heal_status("127.0.0.1", self.port)
 
-    def admin_heal(self) -> dict[str, int]:
+    def admin_heal(self) -> HealSummary:
         return admin_heal(self.endpoint)
 
     # --- the on-disk truth ------------------------------------------------------------------------
@@ -170,6 +171,22 @@ class Cluster:
                 if problem:
                     problems.append(f"drive {slot}: {key}: {problem}")
         return problems
+
+
+@dataclass
+class HealSummary:
+    """What one `cairn admin heal` run did: counts, exit code, and key -> "healed" | "purged"."""
+
+    healed: int
+    purged: int
+    failed: int
+    scanned: int
+    exit: int
+    worked: dict[str, str] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return (f"healed {self.healed}, purged {self.purged}, failed {self.failed} of {self.scanned} objects, "
+                f"exit {self.exit}")
 
 
 def copy_problem(drive: LocalDrive, key: str) -> str:
@@ -207,15 +224,17 @@ def heal_status(host: str, port: int) -> dict[str, Any] | None:
         conn.close()
 
 
-def admin_heal(endpoint: str) -> dict[str, int]:
-    """Run `cairn admin heal` against `endpoint` as an operator would; returns its summary counts and exit code."""
+def admin_heal(endpoint: str) -> HealSummary:
+    """Run `cairn admin heal -v` against `endpoint` as an operator would: its counts, exit code, and the
+    keys it healed or purged."""
     env = clean_env()
     env.update(CAIRN_ACCESS_KEY=ROOT_USER, CAIRN_SECRET_KEY=ROOT_PASSWORD)
-    done = subprocess.run([tool("cairn"), "admin", "heal", "--endpoint", endpoint], env=env,
+    done = subprocess.run([tool("cairn"), "admin", "heal", "--verbose", "--endpoint", endpoint], env=env,
                           capture_output=True, text=True, timeout=600)
     match = re.search(r"healed (\d+), purged (\d+), failed (\d+) of (\d+) objects", done.stdout)
     if match is None:
         raise RuntimeError(f"`cairn admin heal` gave no summary ({done.returncode}): {done.stderr.strip()}")
     healed, purged, failed, scanned = (int(g) for g in match.groups())
-    return {"healed": healed, "purged": purged, "failed": failed, "scanned": scanned, "exit": done.returncode}
-
+    lines = re.finditer(rf"^(HEALED|PURGED) {re.escape(BUCKET)}/(.+)$", done.stdout, re.M)
+    worked = {m.group(2): m.group(1).lower() for m in lines}
+    return HealSummary(healed, purged, failed, scanned, done.returncode, worked)

@@ -24,7 +24,7 @@ from typing import Any
 
 from appliance.cluster.placement import expand_drives, split_sets
 from appliance.engine.drive import LocalDrive
-from simulator.cluster import BUCKET, admin_heal, copy_problem, heal_status
+from simulator.cluster import BUCKET, HealSummary, admin_heal, copy_problem, heal_status
 from simulator.drives import SimDrive, run
 from simulator.netns import S3_PORT, ClusterLab
 
@@ -192,7 +192,7 @@ class NodeCluster:
     def heal_status(self) -> dict[str, Any] | None:
         return heal_status(self.lab.nodes[self.reader()].host.address, S3_PORT)
 
-    def admin_heal(self) -> dict[str, int]:
+    def admin_heal(self) -> HealSummary:
         return admin_heal(self.lab.nodes[self.reader()].endpoint)
 
     # --- the on-disk truth ------------------------------------------------------------------------

@@ -153,6 +153,7 @@ def heal(
     target: Annotated[str, typer.Argument(help="What to heal: BUCKET or BUCKET/PREFIX (default: everything); "
                                                 "the word `status` shows background healing instead")] = "",
     as_json: Annotated[bool, typer.Option("--json", help="With `status`: print the raw JSON document")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Name every object healed or purged")] = False,
     ca: CaFile = "",
 ) -> None:
     """Rebuild every missing or corrupt shard and metadata copy under TARGET; exit 1 if anything failed."""
@@ -175,6 +176,8 @@ def heal(
         for event in client.stream("/heal", bucket=bucket, prefix=prefix):
             if event["type"] == "object" and event["status"] == "failed":
                 failed.append(f"{event['bucket']}/{event['key']}: {event['detail']}")
+            elif verbose and event["type"] == "object" and event["status"] in ("healed", "purged"):
+                typer.echo(f"{event['status'].upper()} {event['bucket']}/{event['key']}")
             if event["type"] in ("progress", "summary"):
                 summary = event
                 total = event.get("total") or None

@@ -152,7 +152,10 @@ def test_heal_rebuilds_faulted_drives(tmp_path: Path) -> None:
             written[bucket] = write_objects(s3, bucket)
             apply_faults(kind, server.drives[:2], bucket)
 
-        output = heal(server)
+        output = heal(server, "--verbose")
+        named = {line.split(" ", 1)[1] for line in output.splitlines() if line.startswith("HEALED ")}
+        for bucket, objects in written.items():
+            assert {f"{bucket}/{key}" for key in objects} <= named, f"--verbose did not name every healed object\n{output}"
 
         # Only the healed copies are left now: the two drives that held the originals lose theirs.
         for (bucket, objects), kind in zip(written.items(), HEALABLE_KINDS, strict=True):
