@@ -446,7 +446,7 @@ async def plan_heal(sets: list[ErasureSet], buckets: list[tuple[str, bytes]], pr
     return HealPlan(work)
 
 
-HEAL_CONCURRENCY = 4  # objects healed at once by one tree heal: reads of one overlap writes of another
+HEAL_CONCURRENCY = 8  # objects healed at once by one tree heal: reads of one overlap writes of another
 
 
 async def heal_tree(plan: HealPlan, concurrency: int = HEAL_CONCURRENCY, deep: bool = True) -> AsyncIterator[HealResult]:
