@@ -190,7 +190,15 @@ class NodeCluster:
         return [(f"via node {i}", self.client_of(i, timeout)) for i in self.available()]
 
     def heal_status(self) -> dict[str, Any] | None:
-        return heal_status(self.lab.nodes[self.reader()].host.address, S3_PORT)
+        """The cluster's healing: every available node heals (queues, its own blank drives), so the
+        counters are summed over the nodes that answer (a restarted node starts again from 0)."""
+        docs = [doc for doc in (heal_status(self.lab.nodes[i].host.address, S3_PORT) for i in self.available())
+                if doc is not None]
+        if not docs:
+            return None
+        return {"bytes_written": sum(int(d.get("bytes_written", 0)) for d in docs),
+                "objects_healed": sum(int(d.get("objects_healed", 0)) for d in docs),
+                "healing_drives": [drive for d in docs for drive in d.get("healing_drives") or []]}
 
     def admin_heal(self) -> HealSummary:
         return admin_heal(self.lab.nodes[self.reader()].endpoint)
