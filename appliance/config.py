@@ -36,6 +36,7 @@ class ServerConfig:
     heal_interval: float = 5.0
     multipart_expiry: float = 24 * 3600.0  # seconds after which an unfinished multipart upload is removed
     heal_throttle: float = 0.01  # seconds the scanner sleeps between objects; 0: unthrottled
+    heal_workers: int = 8  # objects healed at once when a blank drive is filled or `cairn admin heal` runs
     scan_interval: float = 300.0  # seconds between the starts of two scanner passes
     # Folder with public.crt + private.key (TLS on the S3 API, the console and internode RPC) and
     # CAs/*.crt (extra CAs trusted for peers); "" when TLS is off.

@@ -7,7 +7,8 @@ Usage:
   cairn-sim --dump ci|long           print a library as YAML and exit
   cairn-sim --check                  say what this machine lacks for the simulator (loop devices, XFS, FUSE,
                                      and `ip`/`iptables`/namespaces for distributed scenarios), and exit
-  cairn-sim --bench                  healing rate of a replaced drive vs raw write speed of its image
+  cairn-sim --bench [--heal-workers N]
+                                     healing rate of a replaced drive vs raw write speed of its image
 Exit status: 0 when every scenario passed, 1 when any failed, 2 when none could run here.
 """
 
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", choices=["ci", "long"], help="print a library as YAML and exit")
     parser.add_argument("--check", action="store_true", help="report missing requirements and exit")
     parser.add_argument("--bench", action="store_true", help="measure the healing rate of a replaced drive")
+    parser.add_argument("--heal-workers", type=int, default=None,
+                        help="with --bench: the server's --heal-workers (default: the server's default)")
     args = parser.parse_args(argv)
     # A terminated run still tears down what it built (mounts, namespaces, servers) on its way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             print("cairn-sim: cannot benchmark here: " + "; ".join(problems), file=sys.stderr)
             return 2
         with tempfile.TemporaryDirectory(prefix="cairn-bench-", dir=args.workdir) as tmp:
-            result = heal_benchmark(Path(tmp))
+            result = heal_benchmark(Path(tmp), heal_workers=args.heal_workers)
         print(json.dumps(result.as_dict(), indent=2))
         return 0
     if args.dump:

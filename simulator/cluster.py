@@ -42,7 +42,7 @@ BUCKET = "sim"
 class Cluster:
     def __init__(self, workdir: Path, drives: int, parity: int, fuse_slots: Iterable[int] = (),
                  disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0,
-                 size_mb: int = IMAGE_MB) -> None:
+                 size_mb: int = IMAGE_MB, heal_workers: int | None = None) -> None:
         self.workdir = workdir
         self.parity = parity
         self.pids: set[int] = set()
@@ -51,6 +51,7 @@ class Cluster:
         self.disable_heal = disable_heal
         self.scan_interval = scan_interval
         self.heal_throttle = heal_throttle
+        self.heal_workers = heal_workers  # None: the server's default
         self.port = free_port()
         self.console_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -82,6 +83,7 @@ class Cluster:
                 "--console-address", f"127.0.0.1:{self.console_port}", "--workers", "1",
                 "--parity", str(self.parity), "--lock-dir", str(self.workdir / "locks"),
                 "--scan-interval", str(self.scan_interval), "--heal-throttle", str(self.heal_throttle),
+                *(["--heal-workers", str(self.heal_workers)] if self.heal_workers else []),
                 *[str(d.path) for d in self.drives]]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, env=self.env(), stdout=log, stderr=subprocess.STDOUT,
@@ -175,7 +177,7 @@ class Cluster:
 
 @dataclass
 class HealSummary:
-    """What one `cairn admin heal` run did: counts, exit code, and key -> "healed" | "purged"."""
+    """What one `cairn admin heal` run did: counts, exit code, key -> "healed" | "purged", and failures."""
 
     healed: int
     purged: int
@@ -183,10 +185,11 @@ class HealSummary:
     scanned: int
     exit: int
     worked: dict[str, str] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)  # "bucket/key: why", as the command printed them
 
     def __str__(self) -> str:
         return (f"healed {self.healed}, purged {self.purged}, failed {self.failed} of {self.scanned} objects, "
-                f"exit {self.exit}")
+                f"exit {self.exit}" + (f" (first failure: {self.failures[0]})" if self.failures else ""))
 
 
 def copy_problem(drive: LocalDrive, key: str) -> str:
@@ -237,4 +240,5 @@ def admin_heal(endpoint: str) -> HealSummary:
     healed, purged, failed, scanned = (int(g) for g in match.groups())
     lines = re.finditer(rf"^(HEALED|PURGED) {re.escape(BUCKET)}/(.+)$", done.stdout, re.M)
     worked = {m.group(2): m.group(1).lower() for m in lines}
-    return HealSummary(healed, purged, failed, scanned, done.returncode, worked)
+    failures = [line.removeprefix("FAILED ") for line in done.stderr.splitlines() if line.startswith("FAILED ")]
+    return HealSummary(healed, purged, failed, scanned, done.returncode, worked, failures)

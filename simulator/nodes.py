@@ -9,8 +9,10 @@ a partition (iptables drops, or TCP resets with `reject`) and a restart. Clients
 node that is running, not paused and not cut off (`reader()`), or to each such node (`clients()`).
 `missing_copies` checks on disk that every acknowledged object has an intact copy on every drive of
 its erasure set; slot j names slot j of every set (the sets span the nodes alike).
-With `loop_drives`, every node drive is a loop-mounted XFS image (`SimDrive`) bind-mounted on the
-node's drive folder before the nodes start; `drives_at(j)` gives the images holding slot j, on which
+Every node drive is a loop-mounted XFS image of its own (`SimDrive`), bind-mounted on the node's
+drive folder before the nodes start, as a real drive is its own filesystem: a node's `syncfs` then
+flushes that drive, not the host filesystem every other node and process writes to (which stalled
+internode calls past their 30 s timeout). `drives_at(j)` gives the images holding slot j, on which
 the runner injects drive faults from outside the nodes (shutdown, fill, read-only, damage).
 """
 
@@ -38,10 +40,8 @@ REFUSED_WRITE_TIMEOUT = 90.0
 
 class NodeCluster:
     def __init__(self, workdir: Path, nodes: int, drives_per_node: int, set_size: int, parity: int,
-                 disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0,
-                 loop_drives: bool = False) -> None:
+                 disable_heal: bool = False, scan_interval: float = 2.0, heal_throttle: float = 0.0) -> None:
         self.workdir = workdir
-        self.loop_drives = loop_drives
         self.pids: set[int] = set()  # SimDrive's bookkeeping; no FUSE here, so it stays empty
         self.images: dict[str, SimDrive] = {}  # private drive folder -> the image mounted on it
         self.node_count = nodes
@@ -67,8 +67,7 @@ class NodeCluster:
     def create(self) -> None:
         self.lab.open()
         self.sets = self._drive_sets()
-        if self.loop_drives:
-            self._mount_images()
+        self._mount_images()
         self.lab.start_all()
         self.client().create_bucket(Bucket=BUCKET)
 
@@ -95,9 +94,7 @@ class NodeCluster:
                 run("mount", "--bind", str(image.mnt), path)
 
     def drives_at(self, slot: int) -> list[SimDrive]:
-        """The drive images holding slot `slot`, one per erasure set (needs `loop_drives`)."""
-        if not self.loop_drives:
-            raise RuntimeError("drive faults in a distributed cluster need loop_drives=True")
+        """The drive images holding slot `slot`, one per erasure set."""
         return [self.images[path] for path in (drive_set[slot][1] for drive_set in self.sets)]
 
     def destroy(self) -> None:

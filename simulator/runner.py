@@ -36,6 +36,8 @@ SETTLE = 20.0  # seconds a recovered cluster gets to notice drives coming back b
 # A node whose link came back first waits out the internode requests that hung meanwhile (30 s read
 # timeout) and answers 503 until then; its peers notice it within a probe interval.
 NODE_SETTLE = 45.0
+# How long `redundancy: restored` keeps asking `cairn admin heal` when the step gives no healed_within.
+HEAL_RETRY_WITHIN = 60.0
 
 
 @dataclass
@@ -62,8 +64,7 @@ class Runner:
         self.cluster: Cluster | NodeCluster
         if scenario.distributed:
             self.cluster = NodeCluster(workdir, scenario.nodes, scenario.drives_per_node, scenario.drives,
-                                       scenario.parity, disable_heal=scenario.broken_engine,
-                                       loop_drives=scenario.drive_faults)
+                                       scenario.parity, disable_heal=scenario.broken_engine)
         else:
             self.cluster = Cluster(workdir, scenario.drives, scenario.parity, scenario.fuse,
                                    disable_heal=scenario.broken_engine)
@@ -326,7 +327,7 @@ class Runner:
         if step.healed_within:
             self._expect_healed(step.healed_within, label)
         if step.redundancy:
-            self._expect_redundancy(label)
+            self._expect_redundancy(label, step.healed_within or HEAL_RETRY_WITHIN)
 
     def _through_each_node(self, probe: Callable[[Any], list[Outcome]],
                            timeout: float = 20.0) -> list[tuple[str, list[Outcome]]]:
@@ -375,18 +376,26 @@ class Runner:
         self.rec.event("healed", f"every copy on drives {slots} verifies ({took:.1f} s)")
         self.state.healed()
 
-    def _expect_redundancy(self, label: str) -> None:
-        summary = self.cluster.admin_heal()
-        self.rec.event("admin-heal", f"cairn admin heal: {summary}")
+    def _expect_redundancy(self, label: str, within: float) -> None:
+        """`cairn admin heal` finds nothing left to do on acknowledged objects. An object it cannot heal
+        yet (a drive the server has not seen come back) is asked about again until `within` s passed."""
+        deadline = time.monotonic() + within
         acknowledged = set(self.ledger.keys())
-        # A write cut off by a crash was never acknowledged: it may have reached some drives, and
-        # healing may complete it or purge it. Only acknowledged objects must already be whole.
-        late = sorted(key for key in summary.worked if key in acknowledged)
-        interrupted = sorted(key for key in summary.worked if key not in acknowledged)
-        if interrupted:
-            self.rec.event("admin-heal", f"{len(interrupted)} unacknowledged (interrupted) writes completed or "
-                                         f"purged: {', '.join(interrupted[:5])}")
-        if summary.failed or late or summary.exit or len(summary.worked) != summary.healed + summary.purged:
+        while True:
+            summary = self.cluster.admin_heal()
+            self.rec.event("admin-heal", f"cairn admin heal: {summary}")
+            # A write cut off by a crash was never acknowledged: it may have reached some drives, and
+            # healing may complete it or purge it. Only acknowledged objects must already be whole.
+            late = sorted(key for key in summary.worked if key in acknowledged)
+            interrupted = sorted(key for key in summary.worked if key not in acknowledged)
+            if interrupted:
+                self.rec.event("admin-heal", f"{len(interrupted)} unacknowledged (interrupted) writes completed "
+                                             f"or purged: {', '.join(interrupted[:5])}")
+            unfinished = summary.failed or summary.exit or len(summary.worked) != summary.healed + summary.purged
+            if late or not unfinished or time.monotonic() >= deadline:
+                break
+            time.sleep(2)
+        if late or unfinished:
             self.violation(label, f"`cairn admin heal` still found work on acknowledged objects: {summary}"
                                   + (f"; first: {late[0]}" if late else ""))
         if isinstance(self.cluster, NodeCluster):

@@ -152,11 +152,6 @@ class Scenario:
         return self.nodes > 1
 
     @property
-    def drive_faults(self) -> bool:
-        """Whether any step faults a drive (a distributed cluster then runs on loop-mounted filesystems)."""
-        return any(step.action == "fault" for step in self.steps)
-
-    @property
     def k(self) -> int:
         return self.drives - self.parity
 

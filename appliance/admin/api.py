@@ -110,7 +110,7 @@ def create_admin_app(
             totals = {"total": plan.total, "scanned": 0, "healed": 0, "purged": 0, "failed": 0, "bytes": 0}
             last = started
             yield (json.dumps({"type": "progress", **totals, "elapsed": 0.0}) + "\n").encode()
-            async for result in heal_tree(plan):
+            async for result in heal_tree(plan, n.healer.workers):
                 totals["scanned"] += 1
                 totals["bytes"] += result.bytes_written
                 if result.status in ("healed", "purged", "failed"):

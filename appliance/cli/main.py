@@ -106,6 +106,9 @@ def server(
     heal_throttle: Annotated[float, typer.Option(
         help="Seconds the background scanner sleeps between objects (0: unthrottled)")] = 0.01,
     scan_interval: Annotated[float, typer.Option(help="Seconds between background scanner passes")] = 300.0,
+    heal_workers: Annotated[int, typer.Option(
+        min=1, max=64, help="Objects healed at once when a blank drive is filled or `cairn admin heal` runs "
+                            "(more: faster healing, fewer I/O threads left for clients)")] = 8,
     multipart_expiry: Annotated[float, typer.Option(
         help="Seconds after which an unfinished multipart upload is removed")] = 24 * 3600.0,
     certs_dir: Annotated[str | None, typer.Option(
@@ -127,7 +130,8 @@ def server(
             workers=workers or (os.cpu_count() or 1), parity=parity, set_size=set_size, region=region,
             domains=domain or [],
             lock_dir=lock_dir, root_user=user, root_password=password,
-            heal_throttle=heal_throttle, scan_interval=scan_interval, multipart_expiry=multipart_expiry,
+            heal_throttle=heal_throttle, scan_interval=scan_interval, heal_workers=heal_workers,
+            multipart_expiry=multipart_expiry,
             certs_dir=resolve_certs_dir(certs_dir),
             debug_disable_heal=os.environ.get("CAIRN_DEBUG_DISABLE_HEAL") == "1",
         )

@@ -234,7 +234,9 @@ def _assemble(
 ) -> Node:
     tune_malloc()
     parity = _self_test(config, topology)
-    executor = ThreadPoolExecutor(max_workers=max(32, 4 * max(len(p[0]) for p in pools)), thread_name_prefix="cairn-io")
+    # A healing object holds one I/O thread from start to end: clients keep at least 32 of their own.
+    threads = max(32, 4 * max(len(p[0]) for p in pools)) + config.heal_workers
+    executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="cairn-io")
     layers: list[ObjectLayer] = []
     queues: list[HealQueue] = []
     monitors: list[DriveMonitor] = []
@@ -257,7 +259,8 @@ def _assemble(
                                      recovers=lambda drive: isinstance(drive, RemoteDrive)))
         all_sets.extend(esets)
     layer = ServerPools(layers)
-    healer = Healer(all_sets, queues, layer.bucket_configs, lock_dir, interval=config.heal_interval, owns=owns)
+    healer = Healer(all_sets, queues, layer.bucket_configs, lock_dir, interval=config.heal_interval, owns=owns,
+                    workers=config.heal_workers)
     scanned = [(e, q) for e, q in zip(all_sets, queues, strict=True) if scans(e)]
     scanner = Scanner([e for e, _ in scanned], [q for _, q in scanned], healer, layer.list_buckets, lock_dir,
                       throttle=config.heal_throttle, interval=config.scan_interval)

@@ -490,8 +490,10 @@ class Healer:
         lock_dir: str,
         interval: float = 5.0,
         owns: Callable[[Drive], bool] = lambda drive: True,
+        workers: int = HEAL_CONCURRENCY,
     ) -> None:
         self.sets = sets
+        self.workers = workers  # objects a tree heal (a blank drive, `cairn admin heal`) works on at once
         self.owns = owns
         self.queues = queues
         self.bucket_configs = bucket_configs
@@ -570,7 +572,7 @@ class Healer:
         handled = 0
         failed = 0
         # Quick checks: the blank drive needs everything; bitrot elsewhere is the scanner's to find.
-        async for result in heal_tree(await plan_heal([eset], buckets, ""), deep=False):
+        async for result in heal_tree(await plan_heal([eset], buckets, ""), self.workers, deep=False):
             handled += 1
             failed += result.status == "failed"
             self._count(result)
