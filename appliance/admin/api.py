@@ -8,6 +8,7 @@ progress as it happens and a dropped connection stops the work.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import time
@@ -75,9 +76,9 @@ def create_admin_app(
     async def heal_status(_: str = Depends(require_root)) -> dict[str, Any]:
         n = node()
         p = n.healer.progress
-        queued = 0
-        for queue in n.queues:
-            queued += len(queue.pending())
+        loop = asyncio.get_running_loop()
+        # Drive calls (remote ones wait for a hung peer's timeout) never run on the event loop.
+        queued = sum([await loop.run_in_executor(n.executor, queue.count) for queue in n.queues])
         doc: dict[str, Any] = {
             "queued": queued,
             "objects_scanned": p.objects_scanned,

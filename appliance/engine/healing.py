@@ -370,6 +370,14 @@ class HealQueue:
 
         self.eset.executor.submit(persist)
 
+    def count(self) -> int:
+        """How many objects are queued (entry names only: no entry is read). Blocking: drive calls."""
+        names: set[str] = set()
+        for d in self.eset.drives:
+            with contextlib.suppress(DriveError):
+                names.update(d.sys_list(QUEUE_DIR))
+        return len(names)
+
     def pending(self) -> list[tuple[str, str]]:
         seen: dict[str, tuple[str, str]] = {}
         for d in self.eset.drives:

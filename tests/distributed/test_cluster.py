@@ -26,7 +26,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import BotoCoreError, ClientError
 
-from simulator.netns import ClusterLab
+from simulator.netns import S3_PORT, ClusterLab
+from simulator.process import http_status
 from tests.harness import fresh_bucket_name, wait_until
 
 pytestmark = [pytest.mark.distributed, pytest.mark.timeout(180)]
@@ -246,6 +247,24 @@ class TestOneSetEc12Plus4(ClusterBasics):
 
 class TestTwoSetsEc4Plus4(ClusterBasics):
     LAYOUT = TWO_SETS_EC_4_4
+
+    def test_heal_status_with_a_hung_peer_does_not_stall_the_node(self, lab: ClusterLab, bucket: str) -> None:
+        # Right after node 4 freezes, node 1 still thinks it is online: its next call to node 4 waits for
+        # the internode timeout (30 s). Heal status lists the heal queue on every drive; if that ran on
+        # node 1's event loop, node 1 would answer nothing else meanwhile.
+        lab.pause(4)
+        status = threading.Thread(target=lab.cairn, args=(1, "admin", "heal", "status"), kwargs={"timeout": 90},
+                                  daemon=True)
+        status.start()
+        deadline = time.monotonic() + 8
+        slowest = 0.0
+        while time.monotonic() < deadline:
+            started = time.monotonic()
+            assert http_status(lab.nodes[1].host.address, S3_PORT, "/minio/health/live", timeout=5.0) == 200
+            slowest = max(slowest, time.monotonic() - started)
+            time.sleep(0.2)
+        assert slowest < 2.0, f"node 1 took {slowest:.1f} s to answer a liveness probe while heal status ran"
+        status.join(90)
 
     def test_a_two_two_partition_refuses_writes_on_both_sides(self, lab: ClusterLab, bucket: str) -> None:
         # Each EC 4+4 set has 2 drives per node: a half holds 4 of 8 drives, one short of the write
